@@ -1,0 +1,225 @@
+"""Every exception a user of agentkit can catch, in one hierarchy.
+
+All of them derive from :class:`AgentkitError`. Errors raised out of a run also carry the
+run so far: ``err.messages`` (every message, typed) and ``err.usage`` (what was spent), so
+nothing is lost when a run fails. Messages never contain secrets such as API keys.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentkit.messages import Message
+    from agentkit.usage import Usage
+
+__all__ = [
+    "AgentkitError",
+    "AuthenticationError",
+    "CassetteMismatch",
+    "ConfigurationError",
+    "ContentFiltered",
+    "ContextLengthExceeded",
+    "LocalModelNotFound",
+    "MaxTurnsExceeded",
+    "MissingAPIKey",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelHTTPError",
+    "ModelNotFound",
+    "ModelRequestsBlocked",
+    "OutputTruncated",
+    "OutputValidationError",
+    "PermissionDenied",
+    "QuotaExceeded",
+    "RateLimited",
+    "RunError",
+    "ToolArgumentsError",
+    "ToolCallError",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolRetriesExceeded",
+    "ToolTimeout",
+    "UnknownToolError",
+    "UsageLimitExceeded",
+]
+
+
+class AgentkitError(Exception):
+    """Base class of every agentkit exception.
+
+    When the error escapes from a run, ``messages`` holds every message of the run so far
+    (history included) and ``usage`` what the run spent; otherwise both are empty.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.messages: list[Message] = []
+        self.usage: Usage | None = None
+
+    def attach_run(self, messages: list[Message], usage: Usage) -> None:
+        """Record the run state this error escaped from (called by the loop)."""
+        self.messages = list(messages)
+        self.usage = usage
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+class ConfigurationError(AgentkitError):
+    """agentkit was configured in a way that cannot work; the message says how to fix it."""
+
+
+class ToolDefinitionError(ConfigurationError):
+    """A function cannot be turned into a tool (unsupported parameter, bad schema, ...)."""
+
+
+class MissingAPIKey(ConfigurationError):
+    """No API key was given for a model that needs one."""
+
+
+class LocalModelNotFound(ConfigurationError):
+    """The offline model file is not on disk; the message gives the command that pulls it."""
+
+
+# --- tool calls (model-facing: these become tool results the model can read) ---------
+
+
+class ToolCallError(AgentkitError):
+    """A single tool call failed; the loop reports it to the model as a tool result."""
+
+    def __init__(self, message: str, *, tool_name: str) -> None:
+        super().__init__(message)
+        self.tool_name = tool_name
+
+
+class ToolArgumentsError(ToolCallError):
+    """The model gave arguments that are not valid JSON or do not match the tool's schema."""
+
+
+class UnknownToolError(ToolCallError):
+    """The model called a tool name the agent does not have."""
+
+
+class ToolError(ToolCallError):
+    """The tool's function raised; the original exception is ``__cause__`` and ``exception``."""
+
+    def __init__(self, message: str, *, tool_name: str, exception: BaseException) -> None:
+        super().__init__(message, tool_name=tool_name)
+        self.exception = exception
+
+
+class ToolTimeout(ToolCallError):
+    """The tool did not finish within its ``timeout``."""
+
+    def __init__(self, message: str, *, tool_name: str, timeout: float) -> None:
+        super().__init__(message, tool_name=tool_name)
+        self.timeout = timeout
+
+
+# --- run outcomes --------------------------------------------------------------------
+
+
+class RunError(AgentkitError):
+    """A run stopped without an output; ``messages`` and ``usage`` tell how far it got."""
+
+
+class MaxTurnsExceeded(RunError):
+    """The run used ``max_turns`` model turns without the model stopping."""
+
+
+class UsageLimitExceeded(RunError):
+    """The next request would break a :class:`~agentkit.UsageLimits` limit."""
+
+
+class OutputTruncated(RunError):
+    """The model stopped with finish reason ``length`` (out of tokens)."""
+
+
+class ContentFiltered(RunError):
+    """The server's content filter stopped the model (finish reason ``content_filter``)."""
+
+
+class ToolRetriesExceeded(RunError):
+    """A tool failed more times in a row than its retry budget allows."""
+
+
+class OutputValidationError(RunError):
+    """The model's final answer did not validate against ``output_type`` after all retries."""
+
+
+# --- model / backend -----------------------------------------------------------------
+
+
+class ModelError(AgentkitError):
+    """A model backend failed to answer."""
+
+
+class ModelHTTPError(ModelError):
+    """The server answered with an HTTP error status.
+
+    ``status`` is the HTTP status code, ``body`` the server's error body (secrets removed)
+    and ``attempts`` how many times agentkit tried before giving up.
+    """
+
+    def __init__(self, message: str, *, status: int, body: Any = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.attempts = attempts
+
+
+class AuthenticationError(ModelHTTPError):
+    """The server rejected the API key (HTTP 401)."""
+
+
+class PermissionDenied(ModelHTTPError):
+    """The key is valid but not allowed to do this (HTTP 403)."""
+
+
+class ModelNotFound(ModelHTTPError):
+    """The server does not know the model name (HTTP 404)."""
+
+
+class ContextLengthExceeded(ModelHTTPError):
+    """The conversation is longer than the model's context window."""
+
+
+class RateLimited(ModelHTTPError):
+    """HTTP 429 after every retry; ``retry_after`` is the server's hint in seconds, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 429,
+        body: Any = None,
+        attempts: int = 1,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body=body, attempts=attempts)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(ModelHTTPError):
+    """The account is out of credit (429 ``insufficient_quota``); retrying cannot help."""
+
+
+class ModelConnectionError(ModelError):
+    """The server could not be reached, or did not answer in time, after every retry."""
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+# --- testing -------------------------------------------------------------------------
+
+
+class ModelRequestsBlocked(AgentkitError):
+    """A real model request was made where :func:`agentkit.testing.block_model_requests`
+    forbids it."""
+
+
+class CassetteMismatch(AgentkitError):
+    """In replay mode a request differed from the recorded one; the message shows the diff."""
