@@ -1,0 +1,59 @@
+"""Regression guards for speed, as ratios measured side by side in this process.
+
+Absolute times depend on the machine; these compare agentkit with a floor measured in the
+same run, with bounds loose enough for noise but tight enough that a 5× slowdown fails.
+The real figures come from ``make bench`` (tools/bench/).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_bench(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_loop_overhead_stays_near_a_hand_written_loop() -> None:
+    figures = anyio.run(_load_bench("loop_bench").measure, 300)
+    # Measured at ~12× a loop that does no validation, events, limits or threads; a loop
+    # 5× slower than today would be ~60×.
+    assert figures["ratio"] < 40, figures
+
+
+def _import_seconds(statement: str) -> float:
+    code = (
+        "import time; t = time.perf_counter(); "
+        f"{statement}; print(time.perf_counter() - t)"
+    )
+    runs = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout)
+        for _ in range(3)
+    ]
+    return min(runs)
+
+
+def test_import_is_light_and_does_not_import_openai() -> None:
+    check = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, agentkit; print('openai' in sys.modules, 'xllamacpp' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert check.stdout.split() == ["False", "False"]
+    agentkit_s = _import_seconds("import agentkit")
+    openai_s = _import_seconds("import openai")
+    # `import openai` alone costs several times what `import agentkit` may.
+    assert agentkit_s < openai_s, (agentkit_s, openai_s)
