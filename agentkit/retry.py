@@ -1,0 +1,427 @@
+"""Retries and client-side rate limiting for model backends.
+
+:class:`RetryPolicy` decides, with tenacity, whether a failed attempt is tried again and
+how long to wait (exponential backoff with full jitter, or the server's ``retry-after``
+hint up to a cap), within ``max_attempts`` and a total ``deadline``. A backend signals "this
+attempt may succeed if repeated" by raising :class:`TransientError`; anything else is final.
+
+:class:`RateLimit` holds requests-per-minute and tokens-per-minute token buckets shared by
+every run that uses the same model object, pauses everyone after a 429, and reads the
+``x-ratelimit-*`` headers servers send.
+
+Time is injectable (``sleep`` and ``clock``) so tests check waits without sleeping.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import tenacity
+
+from agentkit.errors import ModelError
+
+__all__ = [
+    "RateLimit",
+    "RetryPolicy",
+    "TransientError",
+    "parse_reset_duration",
+    "parse_retry_after",
+]
+
+logger = logging.getLogger("agentkit")
+
+SleepFn = Callable[[float], Awaitable[None]]
+ClockFn = Callable[[], float]
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+class TransientError(Exception):
+    """One attempt failed in a way another attempt may fix (internal to backends).
+
+    Args:
+        reason: Short description for the retry log line (never holds a secret).
+        build_error: Makes the error the user sees if no attempt succeeds; it receives the
+            number of attempts made and a note on why retrying stopped.
+        retry_after: The server's hint, in seconds, before trying again.
+        counts_as_request: Whether the server answered (so the attempt counts in usage).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        build_error: Callable[[int, str], ModelError],
+        retry_after: float | None = None,
+        counts_as_request: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.build_error = build_error
+        self.retry_after = retry_after
+        self.counts_as_request = counts_as_request
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], *, now: Callable[[], float] = time.time
+) -> float | None:
+    """Seconds to wait according to ``retry-after-ms`` or ``retry-after`` (seconds or an
+    HTTP date), or None when the headers give no usable hint."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            value = float(raw_ms) / 1000.0
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and value >= 0:
+            return value
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - now()
+        return max(seconds, 0.0)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_reset_duration(raw: str | None) -> float | None:
+    """Parse an ``x-ratelimit-reset-*`` value such as ``"1s"``, ``"6m0s"``, ``"20ms"`` or
+    ``"0.5"`` into seconds; None when it cannot be read."""
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    total = 0.0
+    pos = 0
+    for match in _DURATION_PART.finditer(raw):
+        if match.start() != pos:
+            return None
+        pos = match.end()
+        number, unit = float(match.group(1)), match.group(2)
+        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+    return total if pos == len(raw) and pos > 0 else None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a model backend retries failed requests.
+
+    Retried: connection errors, timeouts, HTTP 408, 409, 429 (except
+    ``insufficient_quota``) and 5xx. Never retried: other 4xx, and a stream once any
+    text reached the caller.
+
+    Attributes:
+        max_attempts: Attempts in all, the first included (1 disables retries).
+        initial_wait: Backoff ceiling for the first retry, in seconds; it doubles each time.
+        max_wait: Largest backoff ceiling, in seconds. The actual wait is drawn uniformly
+            from ``[0, ceiling]`` ("full jitter") so many clients do not retry in step.
+        max_retry_after: Largest server ``retry-after`` hint honoured, in seconds; a longer
+            hint ends the retries at once (the error carries the hint).
+        deadline: Total seconds from the first attempt after which no retry starts.
+        sleep: Async sleep function (injectable for tests).
+        clock: Monotonic clock in seconds (injectable for tests).
+        rng: Source of uniform floats in ``[0, 1)`` for the jitter.
+    """
+
+    max_attempts: int = 4
+    initial_wait: float = 0.5
+    max_wait: float = 20.0
+    max_retry_after: float = 60.0
+    deadline: float = 180.0
+    sleep: SleepFn = field(default=anyio.sleep, repr=False, compare=False)
+    clock: ClockFn = field(default=time.monotonic, repr=False, compare=False)
+    rng: Callable[[], float] = field(default=random.random, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(
+                f"RetryPolicy.max_attempts must be at least 1, got {self.max_attempts}"
+            )
+        if self.initial_wait < 0 or self.max_wait < 0 or self.deadline <= 0:
+            raise ValueError(
+                "RetryPolicy waits must be >= 0 and the deadline > 0; got "
+                f"initial_wait={self.initial_wait}, max_wait={self.max_wait}, "
+                f"deadline={self.deadline}"
+            )
+
+    @staticmethod
+    def retryable_status(status: int) -> bool:
+        """Whether an HTTP status is worth another attempt (408, 409, 429, 5xx)."""
+        return status in RETRYABLE_STATUSES or status >= 500
+
+    def backoff(self, retry_number: int) -> float:
+        """The jittered wait before retry number ``retry_number`` (1 for the first retry)."""
+        ceiling = min(self.max_wait, self.initial_wait * (2.0 ** (retry_number - 1)))
+        return ceiling * self.rng()
+
+    def attempts(self, what: str) -> RetryAttempts:
+        """Iterate attempts of one call: ``async for attempt in policy.attempts("x"):
+        with attempt: ...``. Raises the final error (from :class:`TransientError`) when
+        retrying stops; ``.failed_answered`` counts failed attempts the server answered.
+        """
+        return RetryAttempts(self, what)
+
+
+class RetryAttempts:
+    """The attempts of one retried call: tenacity drives the loop, this object supplies
+    the wait and stop rules and counts failed attempts the server answered."""
+
+    def __init__(self, policy: RetryPolicy, what: str) -> None:
+        self.policy = policy
+        self.what = what
+        self.start = policy.clock()
+        self.stop_note = ""
+        self.failed_answered = 0
+        self._retrying = tenacity.AsyncRetrying(
+            sleep=policy.sleep,
+            stop=self._stop,
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(TransientError),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        self._iter: AsyncIterator[tenacity.AttemptManager] | None = None
+
+    def __aiter__(self) -> RetryAttempts:
+        return self
+
+    async def __anext__(self) -> tenacity.AttemptManager:
+        if self._iter is None:
+            self._iter = self._retrying.__aiter__()
+        try:
+            return await self._iter.__anext__()
+        except TransientError as exc:
+            raise exc.build_error(self._attempt_count(), self.stop_note) from exc.__cause__
+
+    def _attempt_count(self) -> int:
+        return int(self._retrying.statistics.get("attempt_number", 1))
+
+    @staticmethod
+    def _transient(state: tenacity.RetryCallState) -> TransientError | None:
+        outcome = state.outcome
+        if outcome is None or not outcome.failed:
+            return None
+        exc = outcome.exception()
+        return exc if isinstance(exc, TransientError) else None
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = self._transient(state)
+        if exc is not None and exc.counts_as_request:
+            self.failed_answered += 1
+        if exc is not None and exc.retry_after is not None:
+            return exc.retry_after
+        return self.policy.backoff(state.attempt_number)
+
+    def _stop(self, state: tenacity.RetryCallState) -> bool:
+        policy = self.policy
+        exc = self._transient(state)
+        if state.attempt_number >= policy.max_attempts:
+            self.stop_note = f"gave up after {state.attempt_number} attempt(s) (max_attempts)"
+            return True
+        if exc is not None and exc.retry_after is not None and (
+            exc.retry_after > policy.max_retry_after
+        ):
+            self.stop_note = (
+                f"the server asked to wait {exc.retry_after:.1f}s, more than "
+                f"RetryPolicy.max_retry_after={policy.max_retry_after:g}s"
+            )
+            return True
+        elapsed = policy.clock() - self.start
+        if elapsed + state.upcoming_sleep > policy.deadline:
+            self.stop_note = (
+                f"the next retry would pass the {policy.deadline:g}s deadline "
+                f"({elapsed:.1f}s spent, next wait {state.upcoming_sleep:.1f}s)"
+            )
+            return True
+        return False
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = self._transient(state)
+        reason = exc.reason if exc is not None else "unknown error"
+        logger.warning(
+            "agentkit: %s failed (%s); retrying in %.2fs (attempt %d of %d)",
+            self.what,
+            reason,
+            state.upcoming_sleep,
+            state.attempt_number + 1,
+            self.policy.max_attempts,
+        )
+
+
+class _Bucket:
+    """A token bucket refilling ``per_minute`` units per minute, starting full."""
+
+    __slots__ = ("blocked_until", "capacity", "level", "rate", "updated")
+
+    def __init__(self, per_minute: float, now: float) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.level = self.capacity
+        self.updated = now
+        self.blocked_until = 0.0
+
+    def refill(self, now: float) -> None:
+        if now > self.updated:
+            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+            self.updated = now
+
+    def wait_for(self, amount: float, now: float) -> float:
+        """Seconds until ``amount`` units are available (0 when they are now)."""
+        if now < self.blocked_until:
+            return self.blocked_until - now
+        # A request larger than the bucket could never fit: let it go when the bucket is full.
+        amount = min(amount, self.capacity)
+        if self.level >= amount:
+            return 0.0
+        return (amount - self.level) / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Tokens held by one request until its real usage is known."""
+
+    tokens: int
+
+
+class RateLimit:
+    """Client-side rate limit shared by every run that uses the same model object.
+
+    A request first reserves one request and its estimated tokens (prompt estimate plus
+    ``max_tokens``), waiting until both buckets allow it; the estimate is corrected from the
+    response's usage. After a 429 every waiting request honours the cooldown, and the
+    server's ``x-ratelimit-remaining-*`` / ``x-ratelimit-reset-*`` headers lower the
+    buckets so the client stays under the server's own limits.
+
+    Args:
+        requests_per_minute: Requests allowed per minute (None: unlimited).
+        tokens_per_minute: Tokens (input + output) allowed per minute (None: unlimited).
+        sleep: Async sleep function (injectable for tests).
+        clock: Monotonic clock in seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        *,
+        sleep: SleepFn = anyio.sleep,
+        clock: ClockFn = time.monotonic,
+    ) -> None:
+        for name, value in (
+            ("requests_per_minute", requests_per_minute),
+            ("tokens_per_minute", tokens_per_minute),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"RateLimit.{name} must be positive, got {value}")
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self._sleep = sleep
+        self._clock = clock
+        now = clock()
+        self._requests = _Bucket(requests_per_minute, now) if requests_per_minute else None
+        self._tokens = _Bucket(tokens_per_minute, now) if tokens_per_minute else None
+        self._paused_until = 0.0
+        # Runs may share one model across threads (run_sync in workers); bucket updates
+        # are short and never await, so a plain lock keeps them atomic.
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"RateLimit(requests_per_minute={self.requests_per_minute}, "
+            f"tokens_per_minute={self.tokens_per_minute})"
+        )
+
+    async def acquire(self, tokens: int) -> Reservation:
+        """Wait until one request of about ``tokens`` tokens may be sent, and reserve it."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._paused_until - now
+                if wait <= 0:
+                    wait = self._take(tokens, now)
+                    if wait <= 0:
+                        return Reservation(tokens)
+            await self._sleep(wait)
+
+    def _take(self, tokens: int, now: float) -> float:
+        waits = []
+        for bucket, amount in ((self._requests, 1.0), (self._tokens, float(tokens))):
+            if bucket is not None:
+                bucket.refill(now)
+                waits.append(bucket.wait_for(amount, now))
+        wait = max(waits, default=0.0)
+        if wait > 0:
+            return wait
+        if self._requests is not None:
+            self._requests.level -= 1.0
+        if self._tokens is not None:
+            self._tokens.level -= min(float(tokens), self._tokens.capacity)
+        return 0.0
+
+    def settle(self, reservation: Reservation, actual_tokens: int | None) -> None:
+        """Correct the token bucket once the real usage of a request is known."""
+        if self._tokens is None or actual_tokens is None:
+            return
+        with self._lock:
+            reserved = min(float(reservation.tokens), self._tokens.capacity)
+            self._tokens.level = min(
+                self._tokens.capacity, self._tokens.level + reserved - actual_tokens
+            )
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request (waiting or new) for ``seconds``, e.g. after a 429."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + max(seconds, 0.0))
+
+    def observe_headers(self, headers: Mapping[str, str]) -> None:
+        """Lower the buckets to what the server's ``x-ratelimit-*`` headers say is left."""
+        with self._lock:
+            now = self._clock()
+            for kind, bucket in (("requests", self._requests), ("tokens", self._tokens)):
+                remaining = _to_float(headers.get(f"x-ratelimit-remaining-{kind}"))
+                if remaining is None:
+                    continue
+                reset = parse_reset_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+                if bucket is not None:
+                    bucket.refill(now)
+                    bucket.level = min(bucket.level, remaining)
+                if remaining < 1 and reset is not None:
+                    if bucket is not None:
+                        bucket.blocked_until = max(bucket.blocked_until, now + reset)
+                    else:
+                        self._paused_until = max(self._paused_until, now + reset)
+
+
+def _to_float(raw: Any) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
