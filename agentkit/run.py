@@ -199,9 +199,15 @@ async def iterate_run(
     """
     state = _RunState(messages=[], usage=Usage(), new_message_index=0)
     observers = active_observers()
+    finished = False
     try:
         await _start(spec, state, input, history)
         async for event in _loop(spec, state, stream, observers):
+            if isinstance(event, RunFinished):
+                # Report success before handing over the result: the consumer may close
+                # this generator right after the final event.
+                finished = True
+                _notify_end(observers, state, None)
             yield event
     except AgentkitError as exc:
         if not exc.messages:
@@ -214,11 +220,10 @@ async def iterate_run(
         error.attach_run(state.messages, state.usage)
         _notify_end(observers, state, error)
         raise error from exc
-    except BaseException as exc:  # cancellation: observers still learn the run ended
-        _notify_end(observers, state, exc)
+    except BaseException as exc:  # cancelled, or abandoned by its consumer
+        if not finished:
+            _notify_end(observers, state, exc)
         raise
-    else:
-        _notify_end(observers, state, None)
 
 
 def _notify_end(

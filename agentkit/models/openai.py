@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import sys
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -115,6 +116,9 @@ class OpenAIChatModel(Model):
             ``response_format``; set False for servers that do not.
     """
 
+    # Tells agentkit.testing.cassette to record and replay this model at the HTTP level.
+    http_cassette = True
+
     def __init__(
         self,
         model: str,
@@ -180,8 +184,14 @@ class OpenAIChatModel(Model):
     # --- client -------------------------------------------------------------------------
 
     def _get_client(self) -> openai.AsyncOpenAI:
-        if self._given_client is not None:
-            return self._given_client
+        client = self._given_client or self._loop_client()
+        # agentkit.testing.cassette, when loaded and active, routes HTTP through itself;
+        # looked up in sys.modules so this layer never imports the testing package.
+        cassette = sys.modules.get("agentkit.testing.cassette")
+        override = cassette.active_http_client() if cassette is not None else None
+        return client if override is None else client.with_options(http_client=override)
+
+    def _loop_client(self) -> openai.AsyncOpenAI:
         loop = _running_loop()
         client = self._clients.get(loop)
         if client is None:

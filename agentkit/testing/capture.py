@@ -1,0 +1,171 @@
+"""See what the runs in a block of code did, and forbid real model requests in tests.
+
+``capture_run()`` collects the requests, responses, tool calls, messages and usage of every
+run started inside it, including runs that raised. ``block_model_requests()`` makes any
+request to a real model raise :class:`~agentkit.errors.ModelRequestsBlocked`, while test
+doubles and cassette replays keep working.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from agentkit.errors import ModelRequestsBlocked
+from agentkit.messages import Message, ToolCall
+from agentkit.models.base import Model, ModelRequest, ModelResponse
+from agentkit.observers import RunObserver, active_observers, observe
+from agentkit.usage import Usage
+
+__all__ = [
+    "CapturedRun",
+    "RunCapture",
+    "block_model_requests",
+    "capture_run",
+    "is_test_double",
+    "stays_on_machine",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedRun:
+    """One finished run: its whole conversation, its usage, and the error it raised."""
+
+    messages: list[Message]
+    usage: Usage
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class RunCapture(RunObserver):
+    """What :func:`capture_run` collected. Lists are in the order things happened.
+
+    Attributes:
+        runs: Every run that ended inside the block (successful or not).
+        requests: Every model request, across all runs.
+        responses: Every model response, across all runs.
+    """
+
+    runs: list[CapturedRun] = field(default_factory=list)
+    requests: list[ModelRequest] = field(default_factory=list)
+    responses: list[ModelResponse] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def messages(self) -> list[Message]:
+        """The messages of every finished run, one run after the other."""
+        return [m for run in self.runs for m in run.messages]
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Every tool call the model made inside the block, in order."""
+        return [call for response in self.responses for call in response.message.tool_calls]
+
+    @property
+    def usage(self) -> Usage:
+        """Usage summed over every finished run."""
+        total = Usage()
+        for run in self.runs:
+            total.add(run.usage)
+        return total
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """The errors the runs raised (empty when every run succeeded)."""
+        return [run.error for run in self.runs if run.error is not None]
+
+    # run_sync runs on a worker thread, so callbacks may come from several threads.
+    def on_request(self, model: Model, request: ModelRequest) -> ModelResponse | None:
+        """Record the request."""
+        with self._lock:
+            self.requests.append(request)
+        return None
+
+    def on_response(self, model: Model, request: ModelRequest, response: ModelResponse) -> None:
+        """Record the response."""
+        with self._lock:
+            self.responses.append(response)
+
+    def on_run_end(
+        self, messages: list[Message], usage: Usage, error: BaseException | None
+    ) -> None:
+        """Record the finished run (a copy: the loop owns the originals)."""
+        if isinstance(error, GeneratorExit):
+            # The consumer closed the event stream (Agent.run does so after the final
+            # event): the run itself raised nothing.
+            error = None
+        with self._lock:
+            self.runs.append(CapturedRun(list(messages), usage.copy(), error))
+
+
+@contextmanager
+def capture_run() -> Iterator[RunCapture]:
+    """Collect every request, response, tool call, message and usage of the runs inside.
+
+    >>> with capture_run() as captured:
+    ...     agent.run_sync("Weather in Paris?")
+    >>> captured.tool_calls[0].name
+    'get_weather'
+    """
+    capture = RunCapture()
+    with observe(capture):
+        yield capture
+
+
+def is_test_double(model: Model) -> bool:
+    """Whether ``model`` is a test double (``ScriptedModel``, ``FunctionModel``,
+    ``TestModel`` or any model class with ``is_test_double = True``)."""
+    return bool(getattr(model, "is_test_double", False))
+
+
+def stays_on_machine(model: Model) -> bool:
+    """Whether requests to ``model`` never leave this machine: the bundled offline
+    ``LocalModel``, or an OpenAI-compatible server on a loopback address (such as
+    ``FakeOpenAIServer``)."""
+    local = sys.modules.get("agentkit.models.local")
+    if local is not None and isinstance(model, local.LocalModel):
+        return True
+    base_url = getattr(model, "base_url", None)
+    if not isinstance(base_url, str) or not base_url:
+        return False
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _RequestBlocker(RunObserver):
+    def on_request(self, model: Model, request: ModelRequest) -> ModelResponse | None:
+        if is_test_double(model) or stays_on_machine(model):
+            return None
+        # A cassette inside this block answers (replay) or deliberately records.
+        if any(getattr(o, "allows_model_requests", False) for o in active_observers()):
+            return None
+        raise ModelRequestsBlocked(
+            f"a request to the real model {model!r} was blocked: this code runs under "
+            "block_model_requests() (the agentkit pytest plugin's default). Use a test "
+            "double (TestModel, ScriptedModel, FunctionModel) with agent.run(..., "
+            "model=...), replay a cassette, or mark the test "
+            "@pytest.mark.allow_model_requests."
+        )
+
+
+@contextmanager
+def block_model_requests() -> Iterator[None]:
+    """Make any request that would reach a real model over the network raise
+    ModelRequestsBlocked, naming the model.
+
+    Allowed: test doubles, requests a :func:`~agentkit.testing.cassette` inside the block
+    replays or records, and models that never leave this machine (see
+    :func:`stays_on_machine`).
+    """
+    with observe(_RequestBlocker()):
+        yield

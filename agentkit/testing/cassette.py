@@ -1,0 +1,488 @@
+"""Record the model traffic of a block of code to a JSONL file, and replay it offline later.
+
+Two levels, chosen per model:
+
+* **HTTP** for models that declare ``http_cassette = True`` (``OpenAIChatModel``): every
+  HTTP exchange is stored (status, headers, body; streamed bodies chunk by chunk, and
+  connection errors), so retries and streaming replay exactly as they happened. The model
+  finds the active cassette through :func:`active_http_client`.
+* **Model** for every other :class:`~agentkit.models.Model`: each
+  ``ModelRequest``/``ModelResponse`` pair is stored, through a run observer.
+
+A replayed request must equal a recorded one (model-level: the canonical JSON of
+messages, tools, settings and response format; HTTP-level: method, path and JSON body).
+Otherwise :class:`~agentkit.errors.CassetteMismatch` shows a unified diff against the
+closest recorded request. Authorization headers, API keys, organization/project ids and
+cookies are never written.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import dataclasses
+import difflib
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx2
+
+from agentkit.errors import CassetteMismatch, ConfigurationError
+from agentkit.messages import Message, to_openai
+from agentkit.models.base import Model, ModelRequest, ModelResponse
+from agentkit.observers import RunObserver, observe
+from agentkit.settings import ModelSettings
+from agentkit.usage import Usage
+
+__all__ = ["Cassette", "CassetteMode", "active_http_client", "cassette"]
+
+logger = logging.getLogger("agentkit")
+
+CassetteMode = Literal["once", "replay", "record"]
+_MODES = ("once", "replay", "record")
+_FORMAT_VERSION = 1
+
+_SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "openai-organization",
+        "openai-project",
+        "cookie",
+        "set-cookie",
+    }
+)
+_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-*]{6,}")
+_active: contextvars.ContextVar[Cassette | None] = contextvars.ContextVar(
+    "agentkit_cassette", default=None
+)
+
+
+def cassette(path: str | os.PathLike[str], mode: CassetteMode = "once") -> Cassette:
+    """A context manager recording or replaying the model traffic of the runs inside it.
+
+    Args:
+        path: The JSONL file.
+        mode: ``"once"`` replays ``path`` if it exists and records it otherwise;
+            ``"replay"`` requires the file and never calls a model; ``"record"`` calls the
+            real models and (over)writes the file when the block ends.
+
+    >>> with cassette("tests/cassettes/weather.jsonl"):
+    ...     result = agent.run_sync("Weather in Paris?")
+    """
+    return Cassette(path, mode)
+
+
+def active_http_client() -> httpx2.AsyncClient | None:
+    """The HTTP client of the cassette active in this context, or None.
+
+    HTTP-level models (``OpenAIChatModel``) send their requests through it while a
+    cassette is active, so the exchange is recorded or replayed.
+    """
+    active = _active.get()
+    return active.http_client() if active is not None else None
+
+
+class Cassette(RunObserver):
+    """Records or replays model traffic; use it through :func:`cassette`.
+
+    Attributes:
+        path: The JSONL file.
+        mode: The mode it was opened with.
+        recording: True when calling real models and writing the file, False when
+            replaying.
+        interactions: The recorded interactions (loaded, or recorded so far).
+    """
+
+    #: Tells ``block_model_requests`` that requests here are replayed or deliberately
+    #: recorded.
+    allows_model_requests = True
+
+    def __init__(self, path: str | os.PathLike[str], mode: CassetteMode = "once") -> None:
+        if mode not in _MODES:
+            raise ConfigurationError(
+                f"cassette mode must be one of {', '.join(map(repr, _MODES))}, got {mode!r}"
+            )
+        self.path = Path(path)
+        self.mode: CassetteMode = mode
+        exists = self.path.exists()
+        if mode == "replay" and not exists:
+            raise ConfigurationError(
+                f"cassette {str(self.path)!r} does not exist, so there is nothing to replay; "
+                "record it first with mode='record' (or 'once'), or run pytest with "
+                "--agentkit-record"
+            )
+        self.recording = mode == "record" or (mode == "once" and not exists)
+        self.interactions: list[dict[str, Any]] = [] if self.recording else _load(self.path)
+        self._used = [False] * len(self.interactions)
+        # A model-level recording of an HTTP-level model still replays at the model level.
+        self._has_http = any(i.get("kind") == "http" for i in self.interactions)
+        self._lock = threading.Lock()
+        self._client: httpx2.AsyncClient | None = None
+        self._token: contextvars.Token[Cassette | None] | None = None
+        self._observing: Any = None
+
+    def __repr__(self) -> str:
+        return f"Cassette({str(self.path)!r}, mode={self.mode!r}, recording={self.recording})"
+
+    @property
+    def unplayed(self) -> int:
+        """How many recorded interactions have not been replayed (0 when recording)."""
+        return self._used.count(False)
+
+    # --- context manager --------------------------------------------------------------
+
+    def __enter__(self) -> Cassette:
+        self._observing = observe(self)
+        self._observing.__enter__()
+        self._token = _active.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _active.reset(self._token)
+            self._token = None
+        if self._observing is not None:
+            self._observing.__exit__(exc_type, exc, tb)
+            self._observing = None
+        if self.recording:
+            self.save()
+
+    async def __aenter__(self) -> Cassette:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def save(self) -> None:
+        """Write the recorded interactions to :attr:`path` (atomically)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [json.dumps({"agentkit_cassette": _FORMAT_VERSION})]
+        lines += [json.dumps(i, ensure_ascii=False, sort_keys=True) for i in self.interactions]
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        os.replace(tmp, self.path)
+        logger.info(
+            "agentkit: cassette %s: recorded %d interaction(s)", self.path, len(self.interactions)
+        )
+
+    # --- model level (observer) -------------------------------------------------------
+
+    def on_request(self, model: Model, request: ModelRequest) -> ModelResponse | None:
+        """Replay the recorded response (model level), or let the request go through."""
+        if self.recording or (_http_level(model) and self._has_http):
+            return None
+        key = model_request_key(model, request)
+        recorded = self._take("model", key, f"request to model {model.name!r}")
+        return _load_response(recorded["response"])
+
+    def on_response(self, model: Model, request: ModelRequest, response: ModelResponse) -> None:
+        """Record a model-level interaction."""
+        if not self.recording or _http_level(model):
+            return
+        entry = {
+            "kind": "model",
+            "request": model_request_key(model, request),
+            "response": _dump_response(response),
+        }
+        with self._lock:
+            self.interactions.append(entry)
+
+    # --- HTTP level -------------------------------------------------------------------
+
+    def http_client(self) -> httpx2.AsyncClient:
+        """An HTTP client whose every request is recorded to / replayed from this cassette."""
+        with self._lock:
+            if self._client is None:
+                self._client = httpx2.AsyncClient(transport=_CassetteTransport(self))
+            return self._client
+
+    async def handle_http(self, request: httpx2.Request) -> httpx2.Response:
+        """Answer one HTTP request: from the file when replaying, else from the server."""
+        key = await _http_request_key(request)
+        if not self.recording:
+            entry = self._take("http", key, f"HTTP {request.method} {key['path']}")
+            return _replay_http(entry["response"], request)
+        secrets = _request_secrets(request)
+        request.headers["accept-encoding"] = "identity"  # keep stored bodies readable
+        # A transport per exchange: the body is read completely here, and no pooled
+        # connection outlives the event loop that opened it.
+        async with httpx2.AsyncHTTPTransport() as transport:
+            recorded = await _exchange(transport, request, secrets)
+        self._append_http(request, key, recorded, secrets)
+        if "status" not in recorded:
+            raise _transport_error(recorded["error"], recorded["message"], request)
+        return _replay_http(recorded, request)
+
+    def _append_http(
+        self,
+        request: httpx2.Request,
+        key: dict[str, Any],
+        response: dict[str, Any],
+        secrets: list[str],
+    ) -> None:
+        headers = {
+            k: _redact(v, secrets)
+            for k, v in request.headers.items()
+            if k.lower() not in _SECRET_HEADERS
+        }
+        stored_key = json.loads(_redact(json.dumps(key), secrets))
+        entry = {
+            "kind": "http",
+            "request": {**stored_key, "headers": headers},
+            "response": response,
+        }
+        with self._lock:
+            self.interactions.append(entry)
+
+    # --- matching ---------------------------------------------------------------------
+
+    def _take(self, kind: str, key: dict[str, Any], what: str) -> dict[str, Any]:
+        """The first unplayed interaction of ``kind`` whose request equals ``key``."""
+        with self._lock:
+            candidates = [
+                i
+                for i, entry in enumerate(self.interactions)
+                if not self._used[i] and entry.get("kind") == kind
+            ]
+            for index in candidates:
+                if _comparable(self.interactions[index]["request"]) == key:
+                    self._used[index] = True
+                    return self.interactions[index]
+        recorded = sum(1 for e in self.interactions if e.get("kind") == kind)
+        if not candidates:
+            raise CassetteMismatch(
+                f"{what} is not in cassette {str(self.path)!r}: all {recorded} recorded "
+                f"{kind}-level request(s) have been replayed already. Re-record with "
+                "cassette(..., mode='record') or pytest --agentkit-record."
+            )
+        closest = _comparable(self.interactions[candidates[0]]["request"])
+        diff = _diff(closest, key)
+        raise CassetteMismatch(
+            f"{what} does not match cassette {str(self.path)!r} (replaying; "
+            f"{len(candidates)} of {recorded} recorded request(s) left). Difference from "
+            f"the next recorded request (- recorded, + actual):\n{diff}\n"
+            "If the change is intended, re-record with cassette(..., mode='record') or "
+            "pytest --agentkit-record."
+        )
+
+
+# --- model-level serialisation ---------------------------------------------------------
+
+
+def model_request_key(model: Model, request: ModelRequest) -> dict[str, Any]:
+    """The canonical JSON form of a model request, which replay compares."""
+    defaults = ModelSettings()
+    settings = {
+        f.name: getattr(request.settings, f.name)
+        for f in dataclasses.fields(ModelSettings)
+        if getattr(request.settings, f.name) != getattr(defaults, f.name)
+        and f.name != "extra_headers"  # headers may carry credentials
+    }
+    key = {
+        "model": model.name,
+        "messages": to_openai(request.messages),
+        "tools": [tool.to_openai() for tool in request.tools],
+        "settings": settings,
+        "response_format": request.response_format,
+    }
+    # Round-trip so tuples become lists, exactly as the file will hold them.
+    loaded: dict[str, Any] = json.loads(json.dumps(key, default=str))
+    return loaded
+
+
+def _dump_response(response: ModelResponse) -> dict[str, Any]:
+    return {
+        "message": response.message.to_openai(),
+        "finish_reason": response.finish_reason,
+        "usage": dataclasses.asdict(response.usage),
+        "model_name": response.model_name,
+    }
+
+
+def _load_response(data: dict[str, Any]) -> ModelResponse:
+    return ModelResponse(
+        message=Message.from_openai(data["message"]),
+        finish_reason=data.get("finish_reason", "stop"),
+        usage=Usage(**data.get("usage", {"requests": 1})),
+        model_name=data.get("model_name"),
+    )
+
+
+def _http_level(model: Model) -> bool:
+    return bool(getattr(model, "http_cassette", False))
+
+
+def _comparable(request: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if k != "headers"}
+
+
+def _diff(recorded: Any, actual: Any) -> str:
+    old = json.dumps(recorded, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+    new = json.dumps(actual, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+    return "\n".join(
+        difflib.unified_diff(old, new, fromfile="recorded", tofile="actual", lineterm="")
+    )
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    interactions: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"cassette {str(path)!r} line {number} is not JSON ({exc}); re-record it"
+                ) from exc
+            if "agentkit_cassette" in entry:
+                continue
+            interactions.append(entry)
+    return interactions
+
+
+# --- HTTP-level serialisation ----------------------------------------------------------
+
+
+async def _http_request_key(request: httpx2.Request) -> dict[str, Any]:
+    raw = await request.aread()
+    text = raw.decode("utf-8", "replace")
+    body: Any
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = text
+    return {
+        "method": request.method,
+        "path": request.url.raw_path.decode("ascii", "replace"),
+        "body": body,
+    }
+
+
+async def _exchange(
+    transport: httpx2.AsyncBaseTransport, request: httpx2.Request, secrets: list[str]
+) -> dict[str, Any]:
+    """Send ``request`` and read the whole answer, keeping a connection error as data."""
+    try:
+        response = await transport.handle_async_request(request)
+    except httpx2.TransportError as exc:
+        return {"error": type(exc).__name__, "message": _redact(str(exc), secrets)}
+    chunks: list[bytes] = []
+    try:
+        async for chunk in response.aiter_raw():
+            chunks.append(chunk)
+    except httpx2.TransportError as exc:
+        recorded = _http_response(response, chunks, secrets)
+        recorded["error"] = type(exc).__name__
+        recorded["message"] = _redact(str(exc), secrets)
+        return recorded
+    finally:
+        await response.aclose()
+    return _http_response(response, chunks, secrets)
+
+
+def _request_secrets(request: httpx2.Request) -> list[str]:
+    secrets = []
+    for name in ("authorization", "api-key", "x-api-key"):
+        value = request.headers.get(name)
+        if value:
+            token = value.split(" ", 1)[-1].strip()
+            if len(token) >= 4:
+                secrets.append(token)
+    return secrets
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return _KEY_PATTERN.sub(r"\1***", text)
+
+
+def _http_response(
+    response: httpx2.Response, chunks: list[bytes], secrets: list[str]
+) -> dict[str, Any]:
+    headers = {
+        k: _redact(v, secrets)
+        for k, v in response.headers.items()
+        if k.lower() not in _SECRET_HEADERS and k.lower() != "content-length"
+    }
+    return {
+        "status": response.status_code,
+        "headers": headers,
+        "chunks": [_encode_chunk(chunk, secrets) for chunk in chunks],
+    }
+
+
+def _encode_chunk(chunk: bytes, secrets: list[str]) -> str | dict[str, str]:
+    try:
+        return _redact(chunk.decode("utf-8"), secrets)
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(chunk).decode("ascii")}
+
+
+def _decode_chunk(chunk: str | dict[str, str]) -> bytes:
+    if isinstance(chunk, dict):
+        return base64.b64decode(chunk["base64"])
+    return chunk.encode("utf-8")
+
+
+def _transport_error(name: str, message: str, request: httpx2.Request) -> Exception:
+    kind = getattr(httpx2, name, None)
+    if not (isinstance(kind, type) and issubclass(kind, httpx2.TransportError)):
+        kind = httpx2.TransportError
+    error: Exception = kind(message, request=request)
+    return error
+
+
+def _replay_http(recorded: dict[str, Any], request: httpx2.Request) -> httpx2.Response:
+    if "status" not in recorded:  # the connection failed before any response
+        raise _transport_error(recorded["error"], recorded.get("message", ""), request)
+    chunks = [_decode_chunk(c) for c in recorded.get("chunks", [])]
+    error = recorded.get("error")
+
+    class _Stream(httpx2.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+            if error is not None:  # the connection dropped mid-body when recorded
+                raise _transport_error(error, recorded.get("message", ""), request)
+
+    return httpx2.Response(
+        recorded["status"], headers=recorded.get("headers"), stream=_Stream(), request=request
+    )
+
+
+class _CassetteTransport(httpx2.AsyncBaseTransport):
+    """Sends every request through the owning cassette."""
+
+    def __init__(self, owner: Cassette) -> None:
+        self.owner = owner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return await self.owner.handle_http(request)
