@@ -14,7 +14,7 @@ from agentkit.models.base import TextDelta
 from agentkit.models.openai import OpenAIChatModel
 from agentkit.retry import RetryPolicy
 from agentkit.run import RunFinished
-from agentkit.testing.cassette import Cassette, active_http_client, cassette
+from agentkit.testing.cassettes import Cassette, active_http_client, cassette
 from agentkit.testing.fake_openai import (
     FakeOpenAIServer,
     disconnect_reply,

@@ -116,7 +116,7 @@ class OpenAIChatModel(Model):
             ``response_format``; set False for servers that do not.
     """
 
-    # Tells agentkit.testing.cassette to record and replay this model at the HTTP level.
+    # Tells agentkit.testing.cassettes to record and replay this model at the HTTP level.
     http_cassette = True
 
     def __init__(
@@ -185,9 +185,9 @@ class OpenAIChatModel(Model):
 
     def _get_client(self) -> openai.AsyncOpenAI:
         client = self._given_client or self._loop_client()
-        # agentkit.testing.cassette, when loaded and active, routes HTTP through itself;
+        # agentkit.testing.cassettes, when loaded and active, routes HTTP through itself;
         # looked up in sys.modules so this layer never imports the testing package.
-        cassette = sys.modules.get("agentkit.testing.cassette")
+        cassette = sys.modules.get("agentkit.testing.cassettes")
         override = cassette.active_http_client() if cassette is not None else None
         return client if override is None else client.with_options(http_client=override)
 

@@ -22,7 +22,7 @@ from agentkit.testing.models import (
 from agentkit.testing.test_model import TestModel
 
 if TYPE_CHECKING:
-    from agentkit.testing.cassette import Cassette, cassette
+    from agentkit.testing.cassettes import Cassette, cassette
     from agentkit.testing.fake_openai import FakeOpenAIServer
 
 __all__ = [
@@ -45,8 +45,8 @@ __all__ = [
 
 # Loaded on first use, so importing the test doubles stays light (no HTTP stack).
 _LAZY = {
-    "Cassette": "agentkit.testing.cassette",
-    "cassette": "agentkit.testing.cassette",
+    "Cassette": "agentkit.testing.cassettes",
+    "cassette": "agentkit.testing.cassettes",
     "FakeOpenAIServer": "agentkit.testing.fake_openai",
 }
 

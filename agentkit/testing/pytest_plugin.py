@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from agentkit.testing.cassette import Cassette
+    from agentkit.testing.cassettes import Cassette
     from agentkit.testing.fake_openai import FakeOpenAIServer
     from agentkit.testing.test_model import TestModel
 
@@ -86,7 +86,7 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
     """A cassette for this test, active while it runs: ``cassettes/<test name>.jsonl``
     next to the test file. Replays when the file exists, records it otherwise; with
     ``--agentkit-record`` always records."""
-    from agentkit.testing.cassette import Cassette
+    from agentkit.testing.cassettes import Cassette
 
     record = bool(request.config.getoption(_RECORD_OPTION))
     path = request.path.parent / "cassettes" / f"{_file_name(request.node.nodeid)}.jsonl"
