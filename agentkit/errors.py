@@ -24,6 +24,7 @@ __all__ = [
     "MaxTurnsExceeded",
     "MissingAPIKey",
     "ModelConnectionError",
+    "ModelDownloadError",
     "ModelError",
     "ModelHTTPError",
     "ModelNotFound",
@@ -80,6 +81,10 @@ class MissingAPIKey(ConfigurationError):
 
 class LocalModelNotFound(ConfigurationError):
     """The offline model file is not on disk; the message gives the command that pulls it."""
+
+
+class ModelDownloadError(AgentkitError):
+    """A model file could not be downloaded, or did not match its pinned size and sha256."""
 
 
 # --- tool calls (model-facing: these become tool results the model can read) ---------
