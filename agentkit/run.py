@@ -8,6 +8,7 @@ itself, an async generator of :data:`RunEvent` values whose last event is
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -421,8 +422,6 @@ def _result(state: _RunState, output: Any) -> RunResult[Any]:
 
 
 def _replace_tool_choice(settings: ModelSettings, choice: str | None) -> ModelSettings:
-    import dataclasses
-
     return dataclasses.replace(settings, tool_choice=choice)
 
 

@@ -9,6 +9,7 @@ first use, never by ``import agentkit``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -114,6 +115,8 @@ class OpenAIChatModel(Model):
             for OpenAI (which deprecated ``user``), ``"user"`` for other servers.
         supports_json_schema: Whether the server honours a JSON-schema
             ``response_format``; set False for servers that do not.
+        max_connections: Size of the HTTP connection pool (per event loop). Requests
+            beyond it wait for a free connection.
     """
 
     # Tells agentkit.testing.cassettes to record and replay this model at the HTTP level.
@@ -136,8 +139,10 @@ class OpenAIChatModel(Model):
         max_tokens_field: str | None = None,
         user_field: str | None = None,
         supports_json_schema: bool = True,
+        max_connections: int = 100,
     ) -> None:
         self.name = model
+        self.max_connections = max_connections
         self.retry = retry if retry is not None else RetryPolicy()
         self.rate_limit = rate_limit
         self.timeout = timeout
@@ -195,6 +200,7 @@ class OpenAIChatModel(Model):
         loop = _running_loop()
         client = self._clients.get(loop)
         if client is None:
+            import httpx2
             import openai
 
             # One client per event loop: connections cannot move between loops, and
@@ -205,7 +211,15 @@ class OpenAIChatModel(Model):
                 base_url=self.base_url,
                 timeout=self.timeout,
                 max_retries=0,
-                http_client=openai.DefaultAsyncHttpxClient(timeout=self.timeout),
+                http_client=openai.DefaultAsyncHttpxClient(
+                    timeout=self.timeout,
+                    # The HTTP pool scans every connection per queued request, so a pool
+                    # of openai's default 1,000 is 4× slower under a burst than 100.
+                    limits=httpx2.Limits(
+                        max_connections=self.max_connections,
+                        max_keepalive_connections=self.max_connections,
+                    ),
+                ),
                 **self._connect,
             )
             self._clients[loop] = client
@@ -533,6 +547,12 @@ class _StreamReader:
         self._done = False
 
     async def close(self) -> None:
+        if self._done:
+            # Read to the end of the body after [DONE] so the connection goes back to the
+            # pool; closing mid-body would cost a new TCP connection per streamed request.
+            with contextlib.suppress(Exception):
+                async for _ in self._lines:
+                    pass
         await self.response.close()
 
     async def next_text(self) -> str:
