@@ -38,7 +38,7 @@ typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy agentkit
 
 docs: $(VENV)/.dev
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 pytest: $(VENV)/.dev model
 	$(VENV)/bin/pytest -q

@@ -17,9 +17,9 @@ import pytest
 import weather_bot
 
 from agentkit.errors import ModelRequestsBlocked
+from agentkit.testing import Cassette
 from agentkit.testing.assertions import assert_called_tool, assert_no_tool_errors
 from agentkit.testing.capture import capture_run
-from agentkit.testing import Cassette
 from agentkit.testing.fake_openai import FakeOpenAIServer, text_reply, tool_call_reply
 from agentkit.testing.models import ScriptedModel, tool_call_response
 from agentkit.testing.test_model import TestModel

@@ -16,6 +16,7 @@ from agentkit.models._local_schema import (
     new_call_id,
     parse_reply,
     plan_reply,
+    readable_result,
     render_messages,
 )
 from agentkit.models.base import ToolDefinition
@@ -174,8 +175,9 @@ def test_history_renders_for_a_toolless_template() -> None:
     assert json.loads(rendered[2]["content"]) == {
         "tool": "get_weather", "arguments": {"city": "Paris"}
     }
-    # The result names its tool (looked up by call id) and repeats the question.
-    assert rendered[3]["content"].startswith('Result of get_weather: {"temperature_c": 14}')
+    # The result names its tool (looked up by call id), reads as sentences, and the
+    # question is repeated after it.
+    assert rendered[3]["content"].startswith("Result of get_weather: The temperature c is 14.")
     assert "Question: Weather in Paris?" in rendered[3]["content"]
 
 
@@ -244,3 +246,26 @@ def test_streamer_leaks_nothing_of_a_tool_call() -> None:
 
 def test_call_ids_are_unique() -> None:
     assert len({new_call_id() for _ in range(1000)}) == 1000
+
+
+def test_flat_json_results_read_as_sentences_and_other_text_is_unchanged() -> None:
+    sentences = readable_result('{"city": "Oslo", "rain": true}')
+    assert sentences == "The city is Oslo. The rain is True."
+    assert readable_result('{"nested": {"a": 1}}') == '{"nested": {"a": 1}}'
+    assert readable_result("14°C and rain") == "14°C and rain"
+    assert readable_result("{not json") == "{not json"
+
+
+def test_a_repeated_answered_call_is_detected_so_the_model_is_made_to_answer() -> None:
+    from agentkit.models.local import _repeats_an_answered_call
+
+    call = ToolCall("call_1", "get_weather", '{"city": "Oslo"}')
+    history = [Message.user("Weather in Oslo?"), Message.assistant(None, [call]),
+               Message.tool("call_1", "rain")]
+    again = Message.assistant(None, [ToolCall("call_2", "get_weather", '{ "city":"Oslo" }')])
+    other = Message.assistant(None, [ToolCall("call_3", "get_weather", '{"city": "Bergen"}')])
+    assert _repeats_an_answered_call(again, history)
+    assert not _repeats_an_answered_call(other, history)
+    assert not _repeats_an_answered_call(Message.assistant("It rains."), history)
+    # Asked but not yet answered: running it is still useful.
+    assert not _repeats_an_answered_call(again, history[:2])

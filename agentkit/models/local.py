@@ -13,6 +13,7 @@ it is safe to enter concurrently.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -209,6 +210,24 @@ class LocalModel(Model):
         settings = request.settings
         response_format = request.response_format or settings.response_format
         plan = plan_reply(request.tools, settings.tool_choice, response_format)
+        async for item in self._reply(request, plan, want_text=want_text):
+            if (
+                isinstance(item, ModelResponse)
+                and settings.tool_choice in (None, "auto")
+                and _repeats_an_answered_call(item.message, request.messages)
+            ):
+                # Small models often call the same tool again with the same arguments
+                # after its result is in; that can only loop, so make it answer instead.
+                logger.debug("local model repeated an answered tool call; asking for an answer")
+                answer_plan = plan_reply(request.tools, "none", response_format)
+                async for retry in self._reply(request, answer_plan, want_text=want_text):
+                    yield retry
+                return
+            yield item
+
+    async def _reply(
+        self, request: ModelRequest, plan: ReplyPlan, *, want_text: bool
+    ) -> AsyncIterator[StreamItem]:
         rendered = render_messages(request.messages, plan)
         body = self._body(request, plan)
         reserve = min(body["max_tokens"], self.n_ctx // 2)
@@ -327,3 +346,25 @@ class LocalModel(Model):
         finally:
             # Cancelled or abandoned: the next chunk callback tells llama.cpp to stop.
             stop.set()
+
+
+def _repeats_an_answered_call(reply: Message, history: list[Message]) -> bool:
+    """Whether every tool call of ``reply`` was already made, with the same arguments, and
+    answered earlier in ``history``."""
+    if not reply.tool_calls:
+        return False
+    answered = {m.tool_call_id for m in history if m.role == "tool"}
+    earlier = {
+        (call.name, _canonical(call.arguments))
+        for message in history
+        for call in message.tool_calls
+        if call.id in answered
+    }
+    return all((c.name, _canonical(c.arguments)) in earlier for c in reply.tool_calls)
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
+    except ValueError:
+        return arguments

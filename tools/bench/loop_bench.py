@@ -13,6 +13,7 @@ Run: ``python tools/bench/loop_bench.py [--turns 1000]``
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -67,7 +68,8 @@ async def _baseline_run(turns: int) -> float:
             break
         for call in response.message.tool_calls:
             arguments = json.loads(call.arguments)
-            text = await anyio.to_thread.run_sync(lambda: lookup.function(**arguments))
+            call_tool = functools.partial(lookup.function, **arguments)
+            text = await anyio.to_thread.run_sync(call_tool)
             messages.append(Message.tool(call.id, text))
     elapsed = time.perf_counter() - started
     assert len(messages) == 2 * turns
