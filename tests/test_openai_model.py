@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import openai
 import pytest
+from fake_time import FakeTime
 
 from agentkit.errors import (
     AuthenticationError,
@@ -55,19 +56,6 @@ WEATHER = ToolDefinition(
 )
 
 
-class FakeTime:
-    """Retry time that advances only when slept, recording every wait."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

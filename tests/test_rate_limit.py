@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
+from fake_time import FakeTime
 
 from agentkit.messages import Message
 from agentkit.models.base import ModelRequest
@@ -19,17 +20,6 @@ from agentkit.testing.fake_openai import FakeOpenAIServer, Reply, rate_limit_rep
 pytestmark = pytest.mark.anyio
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def limiter(fake: FakeTime, **kwargs: float) -> RateLimit:

@@ -6,6 +6,7 @@ import email.utils
 import logging
 
 import pytest
+from fake_time import FakeTime
 
 from agentkit.errors import ModelConnectionError, ModelError
 from agentkit.retry import RetryPolicy, TransientError, parse_reset_duration, parse_retry_after
@@ -13,19 +14,6 @@ from agentkit.retry import RetryPolicy, TransientError, parse_reset_duration, pa
 pytestmark = pytest.mark.anyio
 
 
-class FakeTime:
-    """A clock that only moves when ``sleep`` is awaited, recording every wait."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def policy(fake: FakeTime, **kwargs: object) -> RetryPolicy:
@@ -103,7 +91,7 @@ def test_invalid_policy_rejected() -> None:
 
 
 async def test_succeeds_after_transient_failures_and_counts_answered() -> None:
-    fake = FakeTime()
+    fake = FakeTime(1000.0)
     p = policy(fake, rng=lambda: 0.5, initial_wait=1.0)
     attempts = p.attempts("x")
     calls = 0
@@ -118,14 +106,14 @@ async def test_succeeds_after_transient_failures_and_counts_answered() -> None:
 
 
 async def test_retry_after_hint_replaces_backoff() -> None:
-    fake = FakeTime()
+    fake = FakeTime(1000.0)
     result, calls = await run(policy(fake), [transient(retry_after=7.0), "ok"])
     assert (result, calls) == ("ok", 2)
     assert fake.sleeps == [7.0]
 
 
 async def test_hint_above_cap_stops_at_once() -> None:
-    fake = FakeTime()
+    fake = FakeTime(1000.0)
     with pytest.raises(ModelConnectionError) as info:
         await run(policy(fake, max_retry_after=10), [transient(retry_after=30.0), "ok"])
     assert info.value.attempts == 1
@@ -134,7 +122,7 @@ async def test_hint_above_cap_stops_at_once() -> None:
 
 
 async def test_max_attempts_exhausted_names_attempts() -> None:
-    fake = FakeTime()
+    fake = FakeTime(1000.0)
     with pytest.raises(ModelConnectionError) as info:
         await run(policy(fake, max_attempts=3), [transient()] * 5)
     assert info.value.attempts == 3
@@ -143,7 +131,7 @@ async def test_max_attempts_exhausted_names_attempts() -> None:
 
 
 async def test_deadline_stops_before_sleeping_past_it() -> None:
-    fake = FakeTime()
+    fake = FakeTime(1000.0)
     p = policy(fake, max_attempts=100, deadline=10.0)
     with pytest.raises(ModelConnectionError) as info:
         await run(p, [transient(retry_after=4.0)] * 100)
@@ -154,7 +142,7 @@ async def test_deadline_stops_before_sleeping_past_it() -> None:
 
 
 async def test_non_transient_errors_are_not_retried() -> None:
-    fake = FakeTime()
+    fake = FakeTime(1000.0)
     with pytest.raises(KeyError):
         await run(policy(fake), [KeyError("boom"), "ok"])
     assert fake.sleeps == []
@@ -163,7 +151,7 @@ async def test_non_transient_errors_are_not_retried() -> None:
 async def test_each_retry_logged_at_warning_with_reason_and_wait(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fake = FakeTime()
+    fake = FakeTime(1000.0)
     caplog.set_level(logging.WARNING, logger="agentkit")
     await run(policy(fake), [transient("HTTP 503: overloaded", retry_after=2.0), "ok"])
     records = [r for r in caplog.records if r.name == "agentkit"]

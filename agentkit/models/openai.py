@@ -250,21 +250,26 @@ class OpenAIChatModel(Model):
 
     # --- Model interface ----------------------------------------------------------------
 
-    async def request(self, request: ModelRequest) -> ModelResponse:
-        """Send one chat-completions request (retried per :attr:`retry`)."""
+    def _prepare(
+        self, request: ModelRequest, *, stream: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         body = build_body(
             self.name,
             request,
-            stream=False,
+            stream=stream,
             max_tokens_field=self.max_tokens_field,
             user_field=self.user_field,
         )
-        options = self._request_options(request, body)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "agentkit: chat.completions model=%s messages=%d tools=%d stream=False",
-                self.name, len(body["messages"]), len(body.get("tools", ())),
+                "agentkit: chat.completions model=%s messages=%d tools=%d stream=%s",
+                self.name, len(body["messages"]), len(body.get("tools", ())), stream,
             )
+        return body, self._request_options(request, body)
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Send one chat-completions request (retried per :attr:`retry`)."""
+        body, options = self._prepare(request, stream=False)
         attempts = self.retry.attempts(f"request to {self.name}")
         result: ModelResponse | None = None
         async for attempt in attempts:
@@ -305,19 +310,7 @@ class OpenAIChatModel(Model):
         """Stream one chat-completions request: text deltas as they arrive, then the
         final :class:`ModelResponse`. An attempt that fails before any text reached the
         caller is retried; after that the error is raised (never replayed)."""
-        body = build_body(
-            self.name,
-            request,
-            stream=True,
-            max_tokens_field=self.max_tokens_field,
-            user_field=self.user_field,
-        )
-        options = self._request_options(request, body)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "agentkit: chat.completions model=%s messages=%d tools=%d stream=True",
-                self.name, len(body["messages"]), len(body.get("tools", ())),
-            )
+        body, options = self._prepare(request, stream=True)
         attempts = self.retry.attempts(f"stream from {self.name}")
         attempt_no = 0
         reader: _StreamReader | None = None
