@@ -157,7 +157,13 @@ class OutputValidationError(RunError):
 
 
 class ModelError(AgentkitError):
-    """A model backend failed to answer."""
+    """A model backend failed to answer.
+
+    ``requests_answered`` counts the attempts the server did answer (errors included):
+    they are added to the run's ``usage.requests``, since they may be billed.
+    """
+
+    requests_answered: int = 0
 
 
 class ModelHTTPError(ModelError):

@@ -28,7 +28,7 @@ from typing import Any
 import anyio
 import tenacity
 
-from agentkit.errors import ModelError
+from agentkit.errors import ModelError, ModelHTTPError
 
 __all__ = [
     "RateLimit",
@@ -213,10 +213,21 @@ class RetryAttempts:
     async def __anext__(self) -> tenacity.AttemptManager:
         if self._iter is None:
             self._iter = self._retrying.__aiter__()
+        failure: TransientError | None = None
         try:
             return await self._iter.__anext__()
         except TransientError as exc:
-            raise exc.build_error(self._attempt_count(), self.stop_note) from exc.__cause__
+            failure = exc
+        except ModelHTTPError as exc:  # a final answer such as 400 or 401: not retried
+            exc.requests_answered = self.failed_answered + 1
+            raise
+        # Raised outside the except block so the final error chains to nothing: the
+        # backend's own exceptions may quote secrets back.
+        error = failure.build_error(self._attempt_count(), self.stop_note)
+        # tenacity computes the wait (where answered attempts are counted) before the
+        # stop decision, so the last attempt is already in failed_answered.
+        error.requests_answered = self.failed_answered
+        raise error
 
     def _attempt_count(self) -> int:
         return int(self._retrying.statistics.get("attempt_number", 1))

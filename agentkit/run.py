@@ -13,8 +13,8 @@ import inspect
 import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -24,6 +24,7 @@ from agentkit.errors import (
     AgentkitError,
     ContentFiltered,
     MaxTurnsExceeded,
+    ModelError,
     OutputTruncated,
     OutputValidationError,
     RunError,
@@ -203,15 +204,21 @@ async def iterate_run(
     finished = False
     try:
         await _start(spec, state, input, history)
-        async for event in _loop(spec, state, stream, observers):
-            if isinstance(event, RunFinished):
-                # Report success before handing over the result: the consumer may close
-                # this generator right after the final event.
-                finished = True
-                _notify_end(observers, state, None)
-            yield event
+        # aclosing: a consumer that stops early must close the model's stream now, not
+        # whenever the garbage collector gets to it.
+        async with aclosing(_loop(spec, state, stream, observers)) as events:
+            async for event in events:
+                if isinstance(event, RunFinished):
+                    # Report success before handing over the result: the consumer may
+                    # close this generator right after the final event.
+                    finished = True
+                    _notify_end(observers, state, None)
+                yield event
     except AgentkitError as exc:
         if not exc.messages:
+            if isinstance(exc, ModelError):
+                # Attempts the server answered before failing may be billed: count them.
+                state.usage.requests += exc.requests_answered
             exc.attach_run(state.messages, state.usage)
         _notify_end(observers, state, exc)
         raise
@@ -241,6 +248,8 @@ async def _start(
     history: Sequence[Message],
 ) -> None:
     messages = list(history)
+    # Set first, so that an instructions function that raises still leaves the history.
+    state.messages = messages
     instructions = await _render_instructions(spec, state)
     if instructions is not None:
         if messages and messages[0].role in ("system", "developer"):
@@ -278,7 +287,7 @@ async def _render_instructions(spec: RunSpec, state: _RunState) -> str | None:
 
 async def _loop(
     spec: RunSpec, state: _RunState, stream: bool, observers: tuple[RunObserver, ...]
-) -> AsyncIterator[RunEvent]:
+) -> AsyncGenerator[RunEvent, None]:
     tools_by_name = {t.name: t for t in spec.tools}
     definitions = [t.definition for t in spec.tools]
     response_format: dict[str, Any] | None = None
@@ -321,11 +330,12 @@ async def _loop(
         if response is not None:
             pass
         elif stream:
-            async for item in spec.model.stream(request):
-                if isinstance(item, TextDelta):
-                    yield item
-                else:
-                    response = item
+            async with _closing(spec.model.stream(request)) as items:
+                async for item in items:
+                    if isinstance(item, TextDelta):
+                        yield item
+                    else:
+                        response = item
             if response is None:
                 raise RunError(
                     f"model {spec.model.name!r} ended its stream without a final response"
@@ -335,7 +345,9 @@ async def _loop(
         for observer in observers:
             observer.on_response(spec.model, request, response)
         state.usage.add(response.usage)
-        message = _normalise(response.message, state.seen_call_ids)
+        message = _normalise(response.message, state.seen_call_ids, state.turn)
+        if message is not response.message:
+            response = dataclasses.replace(response, message=message)
         finish = response.finish_reason
         yield ModelResponseFinished(response, state.turn)
 
@@ -362,6 +374,16 @@ async def _loop(
             if spec.limits is not None:
                 reason = spec.limits.check_tool_calls(state.usage, len(calls))
                 if reason is not None:
+                    # Answer every call, so the history in the error can be continued.
+                    for call in calls:
+                        state.messages.append(
+                            Message.tool(
+                                call.id,
+                                "Not run: the run's tool-call limit was reached.",
+                                name=call.name,
+                                is_error=True,
+                            )
+                        )
                     raise UsageLimitExceeded(f"usage limit reached: {reason}")
             for call in calls:
                 yield ToolCallStarted(call)
@@ -410,6 +432,19 @@ async def _loop(
 
 _NO_OUTPUT: Any = object()
 
+ItemT = TypeVar("ItemT")
+
+
+@asynccontextmanager
+async def _closing(items: AsyncIterator[ItemT]) -> AsyncIterator[AsyncIterator[ItemT]]:
+    """Close a model's stream when the run stops reading it (if it can be closed)."""
+    try:
+        yield items
+    finally:
+        close = getattr(items, "aclose", None)
+        if close is not None:
+            await close()
+
 
 def _result(state: _RunState, output: Any) -> RunResult[Any]:
     return RunResult(
@@ -434,16 +469,24 @@ def _fail_output(spec: RunSpec, state: _RunState, problem: str) -> None:
         )
 
 
-def _normalise(message: Message, seen: set[str]) -> Message:
-    """Make a model's tool calls safe to run: unique non-empty ids, JSON-text arguments."""
+def _normalise(message: Message, seen: set[str], turn: int) -> Message:
+    """Make a model's tool calls safe to run: unique non-empty ids, JSON-text arguments.
+
+    Replacement ids are derived from the turn and position, not random, so a recorded
+    conversation replays with the same ids (cassettes compare requests exactly).
+    """
     if not message.tool_calls:
         return message
     calls = []
     changed = False
-    for call in message.tool_calls:
+    for index, call in enumerate(message.tool_calls):
         call_id = call.id
         if not call_id or call_id in seen:
-            call_id = "call_" + uuid.uuid4().hex[:24]
+            call_id = f"call_t{turn}_{index}"
+            suffix = 0
+            while call_id in seen:
+                suffix += 1
+                call_id = f"call_t{turn}_{index}_{suffix}"
             changed = True
         seen.add(call_id)
         arguments = call.arguments
@@ -489,9 +532,17 @@ async def _run_tools(
         async with limiter:
             outcomes[index] = await _run_one(spec, state, call, tools_by_name, use_output_tool)
 
-    async with anyio.create_task_group() as group:
-        for index, call in enumerate(calls):
-            group.start_soon(run_at, index, call)
+    try:
+        async with anyio.create_task_group() as group:
+            for index, call in enumerate(calls):
+                group.start_soon(run_at, index, call)
+    except Exception as exc:
+        # The task group wraps failures in an exception group; surface the (first) error
+        # itself, so callers see the same exception as with a single tool call.
+        inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
+        if inner and all(isinstance(e, Exception) for e in inner):
+            raise inner[0] from None
+        raise
     return [o for o in outcomes if o is not None]
 
 

@@ -55,7 +55,7 @@ class ModelSettings:
     max_parallel_tools: int = 16
     user: str | None = None
     extra_body: dict[str, Any] | None = field(default=None)
-    extra_headers: dict[str, str] | None = field(default=None)
+    extra_headers: dict[str, str] | None = field(default=None, repr=False)
     timeout: float | None = None
 
     def __post_init__(self) -> None:

@@ -201,6 +201,7 @@ class _Analysis:
     context_param: str | None
     self_param: str | None
     nullable_defaults: frozenset[str] = field(default_factory=frozenset)
+    positional_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 def _analyse(function: Callable[..., Any], description: str | None, bound: bool) -> _Analysis:
@@ -267,6 +268,8 @@ def _analyse(function: Callable[..., Any], description: str | None, bound: bool)
                 prop["default"] = jsonable
         if param.kind is param.POSITIONAL_ONLY:
             analysis.positional_only.append(param.name)
+            if param.name not in analysis.required:
+                analysis.positional_defaults[param.name] = default
         properties[param.name] = prop
         analysis.annotations[param.name] = annotation
     schema: dict[str, Any] = {
@@ -326,7 +329,13 @@ def _signature_binder(analysis: _Analysis, name: str) -> _Binder:
         for key, default in field_defaults.items():
             values.setdefault(key, default)
         if positional:
-            return tuple(values.pop(n) for n in positional if n in values), values
+            # A positional-only argument the model left out takes its default, so the
+            # ones after it do not shift into its place.
+            args = [
+                values.pop(n) if n in values else analysis.positional_defaults[n]
+                for n in positional
+            ]
+            return tuple(args), values
         return (), values
 
     return bind
@@ -722,6 +731,11 @@ class Tool(Generic[P, R]):
                 "\n".join(lines) + f"\nFix the arguments and call '{self.name}' again.",
                 multiline=True,
             ) from None
+        except Exception as exc:  # a validator in user code raised something unexpected
+            raise self._arguments_error(
+                f"validating them raised {type(exc).__name__}: {exc}. Fix the arguments "
+                f"and call '{self.name}' again."
+            ) from exc
 
     def _arguments_error(self, detail: str, *, multiline: bool = False) -> ToolArgumentsError:
         separator = ":\n" if multiline else ": "

@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -581,10 +582,9 @@ async def test_canary_key_never_leaks(
     texts = [caplog.text, repr(model), str(model.__dict__.get("retry")), repr(model.rate_limit)]
     for exc in errors:
         texts += [str(exc), repr(exc), repr(getattr(exc, "body", None)), repr(exc.args)]
-        cause = exc.__cause__
-        while cause is not None:
-            texts.append(str(cause) if not isinstance(cause, openai.APIStatusError) else "")
-            cause = cause.__cause__
+        # The whole printed traceback, chained exceptions included.
+        texts.append("".join(traceback.format_exception(exc)))
+        assert exc.__cause__ is None and exc.__context__ is None
     for request in recorded:
         headers = {k: v for k, v in request.headers.items() if k != "authorization"}
         texts += [repr(headers), request.raw.decode()]
@@ -684,3 +684,47 @@ def test_run_sync_twice_reuses_the_model_across_event_loops(server: FakeOpenAISe
     agent = Agent(model=model)
     assert agent.run_sync("a").output == "one"
     assert agent.run_sync("b").output == "two"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["request", "stream"])
+async def test_a_failed_run_counts_every_answered_attempt_in_usage(
+    server: FakeOpenAIServer, fake_time: FakeTime, streamed: bool
+) -> None:
+    from agentkit import Agent
+
+    server.enqueue(*[error_reply(503, "overloaded") for _ in range(3)])
+    model = make_model(
+        server, fake_time,
+        retry=RetryPolicy(max_attempts=3, sleep=fake_time.sleep, clock=fake_time.clock),
+    )
+    agent = Agent(model=model)
+    with pytest.raises(ModelHTTPError) as info:
+        if streamed:
+            async for _ in agent.stream("hi"):
+                pass
+        else:
+            await agent.run("hi")
+    assert info.value.attempts == 3
+    assert info.value.usage is not None and info.value.usage.requests == 3
+    assert len(server.requests) == 3
+
+
+async def test_a_rejected_request_counts_once(
+    server: FakeOpenAIServer, fake_time: FakeTime
+) -> None:
+    from agentkit import Agent
+
+    server.enqueue(error_reply(400, "bad request"))
+    with pytest.raises(ModelHTTPError) as info:
+        await Agent(model=make_model(server, fake_time)).run("hi")
+    assert info.value.status == 400
+    assert info.value.usage is not None and info.value.usage.requests == 1
+
+
+def test_credentials_in_base_url_stay_out_of_repr_and_errors() -> None:
+    model = OpenAIChatModel("m", base_url="http://bob:hunter2@127.0.0.1:9/v1", api_key="k",
+                            retry=RetryPolicy(max_attempts=1))
+    assert repr(model) == "OpenAIChatModel(name='m', base_url='http://127.0.0.1:9/v1')"
+    with pytest.raises(ModelConnectionError) as info:
+        anyio.run(model.request, ask())
+    assert "hunter2" not in str(info.value) and "bob" not in str(info.value)

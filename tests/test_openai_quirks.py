@@ -426,3 +426,26 @@ async def test_stream_dropped_connection_mid_text(server: FakeOpenAIServer,
     ))
     with pytest.raises(ModelConnectionError):
         await stream(model)
+
+
+@pytest.mark.parametrize(
+    "tool_calls", [[7], ["call"], [{"id": "c1", "function": "f"}], {"id": "c1"}],
+    ids=["number", "string", "function-string", "object-not-list"],
+)
+async def test_malformed_tool_calls_are_a_model_error_not_a_crash(
+    server: FakeOpenAIServer, model: OpenAIChatModel, tool_calls: Any
+) -> None:
+    server.enqueue(*[raw_reply(completion({"content": None, "tool_calls": tool_calls},
+                                          "tool_calls"))] * 2)
+    with pytest.raises(ModelHTTPError, match="not a chat completion"):
+        await model.request(REQUEST)
+    assert len(server.requests) == 2  # retried once, as a malformed answer is
+
+
+async def test_malformed_streamed_tool_call_delta_is_a_model_error(
+    server: FakeOpenAIServer, model: OpenAIChatModel
+) -> None:
+    bad = raw_stream_reply([chunk({"tool_calls": [{"index": 0, "function": "f"}]})])
+    server.enqueue(bad, bad)
+    with pytest.raises(ModelHTTPError, match="not a chat completion"):
+        await stream(model)

@@ -406,7 +406,10 @@ async def test_tool_call_limit() -> None:
             "x", usage_limits=UsageLimits(max_tool_calls=1)
         )
     assert "max_tool_calls=1" in str(info.value)
-    assert _tool_messages(info.value.messages) == []
+    # No tool ran, but every call is answered so the history can be continued.
+    results = _tool_messages(info.value.messages)
+    assert [m.content for m in results] == ["Not run: the run's tool-call limit was reached."] * 2
+    assert [m.tool_call_id for m in results] == [c.id for c in info.value.messages[-3].tool_calls]
 
 
 async def test_foreign_exception_from_model_is_wrapped_with_messages() -> None:
@@ -575,3 +578,69 @@ async def test_agent_is_reusable_across_concurrent_runs() -> None:
         for i in range(20):
             group.start_soon(one, i)
     assert results == {i: f"echo n{i}" for i in range(20)}
+
+
+# --- robustness -----------------------------------------------------------------------
+
+
+async def test_stopping_a_stream_early_closes_the_model_stream() -> None:
+    closed: list[bool] = []
+
+    async def stream_function(request: ModelRequest) -> Any:
+        try:
+            for word in ["one ", "two ", "three"]:
+                yield word
+        finally:
+            closed.append(True)
+
+    model = FunctionModel(lambda r: "unused", stream_function=stream_function)
+    events = Agent(model=model).stream("x")
+    async for event in events:
+        if isinstance(event, TextDelta):
+            break
+    await events.aclose()  # type: ignore[attr-defined]
+    assert closed == [True]
+
+
+async def test_failing_instructions_still_leave_the_history_in_the_error() -> None:
+    def instructions(ctx: RunContext[None]) -> str:
+        raise LookupError("no such user")
+
+    history = [Message.user("earlier"), Message.assistant("reply")]
+    with pytest.raises(RunError) as info:
+        await Agent(instructions=instructions, model=ScriptedModel([])).run("x", history=history)
+    assert info.value.messages == history
+    assert isinstance(info.value.__cause__, LookupError)
+
+
+async def test_replacement_ids_are_deterministic_so_runs_replay() -> None:
+    def script() -> list[Any]:
+        return [Message.assistant(None, [ToolCall("", "get_weather", '{"city": "A"}')]), "ok"]
+
+    first = await Agent(model=ScriptedModel(script()), tools=[get_weather]).run("x")
+    second = await Agent(model=ScriptedModel(script()), tools=[get_weather]).run("x")
+    assert first.to_openai() == second.to_openai()
+    assert first.tool_calls()[0].id == "call_t1_0"
+
+
+async def test_the_normalised_ids_are_what_events_report() -> None:
+    model = ScriptedModel([Message.assistant(None, [ToolCall("", "get_weather", '{"city": "A"}')]),
+                           "ok"])
+    events = [e async for e in Agent(model=model, tools=[get_weather]).stream("x")]
+    first = next(e for e in events if isinstance(e, ModelResponseFinished))
+    started = next(e for e in events if isinstance(e, ToolCallStarted))
+    assert first.response.message.tool_calls[0].id == started.call.id == "call_t1_0"
+
+
+async def test_an_unexpected_error_in_parallel_dispatch_is_not_hidden_in_a_group() -> None:
+    class Broken(type(get_weather)):  # type: ignore[misc]
+        async def invoke(self, arguments: Any, context: Any = None) -> Any:
+            raise RuntimeError("dispatcher bug")
+
+    broken = Broken("broken", "Always broken.", {"type": "object", "properties": {}},
+                    lambda: None)
+    model = ScriptedModel([tool_call_response("broken", "broken")])
+    with pytest.raises(RunError) as info:
+        await Agent(model=model, tools=[broken]).run("x")
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert "dispatcher bug" in str(info.value)

@@ -121,14 +121,17 @@ def test_block_model_requests_blocks_openai_and_allows_doubles() -> None:
 
 
 @pytest.mark.allow_model_requests
-def test_block_model_requests_allows_servers_on_this_machine() -> None:
-    assert stays_on_machine(OpenAIChatModel("m", base_url="http://127.0.0.1:9/v1"))
-    assert stays_on_machine(OpenAIChatModel("m", base_url="http://localhost:9/v1"))
+def test_block_model_requests_allows_only_fake_servers_of_this_process() -> None:
+    # A real server on localhost (Ollama, a proxy to a paid API) is still a real model.
+    assert not stays_on_machine(OpenAIChatModel("m", base_url="http://127.0.0.1:9/v1"))
+    assert not stays_on_machine(OpenAIChatModel("m", base_url="http://localhost:9/v1"))
     assert not stays_on_machine(OpenAIChatModel("m", base_url="https://example.com/v1",
                                                 api_key="k"))
     with FakeOpenAIServer(["Hello from the fake."]) as server, block_model_requests():
         model = OpenAIChatModel("gpt-4o-mini", base_url=server.base_url, api_key="k")
+        assert stays_on_machine(model)
         assert Agent(model=model).run_sync("hi").output == "Hello from the fake."
+    assert not stays_on_machine(model)  # the server has stopped
 
 
 def test_plugin_blocks_by_default() -> None:

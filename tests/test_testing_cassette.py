@@ -14,7 +14,7 @@ from agentkit.models.base import TextDelta
 from agentkit.models.openai import OpenAIChatModel
 from agentkit.retry import RetryPolicy
 from agentkit.run import RunFinished
-from agentkit.testing.cassettes import Cassette, active_http_client, cassette
+from agentkit.testing.cassettes import Cassette, cassette
 from agentkit.testing.fake_openai import (
     FakeOpenAIServer,
     disconnect_reply,
@@ -114,9 +114,9 @@ def test_concurrent_runs_replay_by_content_not_order(tmp_path: Path) -> None:
 # --- OpenAIChatModel against FakeOpenAIServer --------------------------------------------
 
 
-def openai_agent(base_url: str, model_class: type[OpenAIChatModel] = OpenAIChatModel) -> Agent:
-    model = model_class("gpt-4o-mini", base_url=base_url, api_key=SECRET,
-                        retry=RetryPolicy(initial_wait=0.001, max_wait=0.01))
+def openai_agent(base_url: str, **kwargs: Any) -> Agent:
+    model = OpenAIChatModel("gpt-4o-mini", base_url=base_url, api_key=SECRET,
+                            retry=RetryPolicy(initial_wait=0.001, max_wait=0.01), **kwargs)
     return Agent(model=model, tools=[get_weather])
 
 
@@ -161,22 +161,6 @@ def run(agent: Agent, stream: bool) -> tuple[str, list[str]]:
 # --- HTTP level ------------------------------------------------------------------------
 
 
-class _HTTPCassetteModel(OpenAIChatModel):
-    """OpenAIChatModel with the HTTP cassette hook (the change requested in openai.py)."""
-
-    http_cassette = True
-
-    def _get_client(self) -> Any:
-        client = super()._get_client()
-        override = active_http_client()
-        return client if override is None else client.with_options(http_client=override)
-
-
-HTTP_MODEL: type[OpenAIChatModel] = (
-    OpenAIChatModel if getattr(OpenAIChatModel, "http_cassette", False) else _HTTPCassetteModel
-)
-
-
 @pytest.mark.parametrize("stream", [False, True])
 def test_http_level_replays_retries_and_streams_faithfully(tmp_path: Path, stream: bool) -> None:
     path = tmp_path / "http.jsonl"
@@ -189,7 +173,7 @@ def test_http_level_replays_retries_and_streams_faithfully(tmp_path: Path, strea
     with FakeOpenAIServer(replies) as server:
         base_url = server.base_url
         with cassette(path, mode="record"):
-            recorded = run(openai_agent(base_url, HTTP_MODEL), stream)
+            recorded = run(openai_agent(base_url), stream)
         assert len(server.requests) == 4
     lines = read_lines(path)[1:]
     assert [line["kind"] for line in lines] == ["http"] * 4
@@ -204,7 +188,7 @@ def test_http_level_replays_retries_and_streams_faithfully(tmp_path: Path, strea
         assert "data: [DONE]" in "".join(lines[3]["response"]["chunks"])
 
     with Cassette(path, mode="replay") as replaying:
-        replayed = run(openai_agent(base_url, HTTP_MODEL), stream)
+        replayed = run(openai_agent(base_url), stream)
     assert replayed == recorded and replaying.unplayed == 0
 
 
@@ -213,10 +197,23 @@ def test_http_level_mismatch_shows_the_body_diff(tmp_path: Path) -> None:
     with FakeOpenAIServer([text_reply("Hello.")]) as server:
         base_url = server.base_url
         with cassette(path, mode="record"):
-            Agent(model=HTTP_MODEL("gpt-4o-mini", base_url=base_url, api_key=SECRET)).run_sync(
+            Agent(model=OpenAIChatModel("gpt-4o-mini", base_url=base_url, api_key=SECRET)).run_sync(
                 "hi")
     with cassette(path, mode="replay"), pytest.raises(CassetteMismatch) as info:
-        Agent(model=HTTP_MODEL("gpt-4o", base_url=base_url, api_key=SECRET)).run_sync("hi")
+        Agent(model=OpenAIChatModel("gpt-4o", base_url=base_url, api_key=SECRET)).run_sync("hi")
     message = str(info.value)
     assert "HTTP POST /v1/chat/completions does not match" in message
     assert '-    "model": "gpt-4o-mini"\n+    "model": "gpt-4o"\n' in message
+
+
+def test_credentials_in_custom_headers_are_never_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "headers.jsonl"
+    custom = "custom-credential-5d1e9a"
+    with FakeOpenAIServer([text_reply("ok")]) as server:
+        agent = openai_agent(server.base_url, default_headers={"X-Auth-Token": custom})
+        with cassette(path, mode="record"):
+            assert agent.run_sync("hi").output == "ok"
+        assert server.requests[0].headers["x-auth-token"] == custom
+    text = path.read_text()
+    assert custom not in text and SECRET not in text
+    assert '"content-type"' in text  # harmless headers are still kept

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from agentkit.errors import ToolArgumentsError, ToolError, ToolTimeout
 from agentkit.tools import RunContext, Tool, ToolResult, tool
@@ -287,3 +287,33 @@ async def test_from_model_passes_the_validated_instance() -> None:
         "Invalid arguments for tool 'search':\n- page: unknown field (allowed: text, limit)"
         "\nFix the arguments and call 'search' again."
     )
+
+
+async def test_positional_only_arguments_left_out_take_their_defaults_without_shifting() -> None:
+    @tool
+    def span(start: int = 1, stop: int = 2, /) -> str:
+        """A span."""
+        return f"{start}..{stop}"
+
+    assert (await span.invoke('{"stop": 5}')).content == "1..5"
+    assert (await span.invoke('{"start": 3}')).content == "3..2"
+
+
+async def test_a_validator_raising_an_unexpected_error_becomes_an_arguments_error() -> None:
+    def odd(value: int) -> int:
+        if value % 2 == 0:
+            raise TypeError("even numbers are not supported")
+        return value
+
+    @tool
+    def take_odd(n: Annotated[int, AfterValidator(odd)]) -> int:
+        """Take an odd number."""
+        return n
+
+    result = await take_odd.invoke('{"n": 4}')
+    assert result.is_error and isinstance(result.error, ToolArgumentsError)
+    assert result.content == (
+        "Invalid arguments for tool 'take_odd': validating them raised TypeError: even "
+        "numbers are not supported. Fix the arguments and call 'take_odd' again."
+    )
+    assert (await take_odd.invoke('{"n": 3}')).content == "3"

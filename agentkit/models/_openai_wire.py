@@ -171,8 +171,13 @@ def parse_completion(data: Any) -> ModelResponse:
     if not isinstance(raw_message, dict):
         raise MalformedResponse(f"choices[0] has no message: {_clip(choice)}")
     calls: list[ToolCall] = []
-    for raw in raw_message.get("tool_calls") or ():
-        function = raw.get("function") or {}
+    raw_calls = raw_message.get("tool_calls") or []
+    if not isinstance(raw_calls, list):
+        raise MalformedResponse(f"tool_calls is not a list: {_clip(raw_message)}")
+    for raw in raw_calls:
+        function = raw.get("function") if isinstance(raw, dict) else None
+        if not isinstance(function, dict):
+            raise MalformedResponse(f"a tool call has no function object: {_clip(raw)}")
         calls.append(
             ToolCall(
                 str(raw.get("id") or ""),
@@ -252,7 +257,10 @@ class StreamMerger:
         delta = choice.get("delta") or choice.get("message")
         if not isinstance(delta, dict):
             return ""
-        for raw in delta.get("tool_calls") or ():
+        raw_calls = delta.get("tool_calls") or []
+        if not isinstance(raw_calls, list):
+            raise MalformedResponse(f"tool_calls is not a list: {_clip(delta)}")
+        for raw in raw_calls:
             self._merge_call(raw)
         legacy = delta.get("function_call")
         if isinstance(legacy, dict):
@@ -296,6 +304,8 @@ class StreamMerger:
             self._by_id[call.id] = pos
         self._last = pos
         function = raw.get("function") or {}
+        if not isinstance(function, dict):
+            raise MalformedResponse(f"a tool-call delta's function is not an object: {_clip(raw)}")
         name = function.get("name")
         # Some servers repeat the full name in every chunk; others split it.
         if name and name != call.name:

@@ -183,8 +183,7 @@ class OpenAIChatModel(Model):
         self.user_field = user_field or ("safety_identifier" if openai_proper else "user")
 
     def __repr__(self) -> str:
-        where = self.base_url or f"https://{_OPENAI_HOST}/v1"
-        return f"OpenAIChatModel(name={self.name!r}, base_url={where!r})"
+        return f"OpenAIChatModel(name={self.name!r}, base_url={self._where()!r})"
 
     # --- client -------------------------------------------------------------------------
 
@@ -226,7 +225,14 @@ class OpenAIChatModel(Model):
         return client
 
     def _where(self) -> str:
-        return self.base_url or f"https://{_OPENAI_HOST}/v1"
+        """The server's URL for messages, without any ``user:password@`` part."""
+        url = self.base_url or f"https://{_OPENAI_HOST}/v1"
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return parts._replace(netloc=netloc).geturl()
 
     def _redact(self, text: str) -> str:
         if self._api_key and len(self._api_key) >= 4:
@@ -286,15 +292,15 @@ class OpenAIChatModel(Model):
         reservation = None
         if self.rate_limit is not None:
             reservation = await self.rate_limit.acquire(estimate_tokens(body))
+        failure: openai.APIError | None = None
         try:
             raw = await self._get_client().chat.completions.with_raw_response.create(**options)
-        except openai.APIStatusError as exc:
-            self._after_error(exc, reservation)
-            self._raise_status(exc)
-        except openai.APIConnectionError as exc:
-            if self.rate_limit is not None and reservation is not None:
-                self.rate_limit.settle(reservation, 0)
-            self._raise_connection(exc)
+        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+            failure = exc
+        if failure is not None:
+            # Raised outside the except block so no openai exception (whose text may
+            # quote the key back) is chained into agentkit's error and its traceback.
+            self._fail(failure, reservation)
         if self.rate_limit is not None:
             self.rate_limit.observe_headers(raw.headers)
         content = raw.content
@@ -355,20 +361,28 @@ class OpenAIChatModel(Model):
         manager = self._get_client().chat.completions.with_streaming_response.create(
             stream=True, **options
         )
+        failure: openai.APIError | None = None
         try:
             response = await manager.__aenter__()
-        except openai.APIStatusError as exc:
-            self._after_error(exc, reservation)
-            self._raise_status(exc)
-        except openai.APIConnectionError as exc:
-            if self.rate_limit is not None and reservation is not None:
-                self.rate_limit.settle(reservation, 0)
-            self._raise_connection(exc)
+        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+            failure = exc
+        if failure is not None:
+            self._fail(failure, reservation)
         if self.rate_limit is not None:
             self.rate_limit.observe_headers(response.headers)
         return _StreamReader(self, response, reservation)
 
     # --- errors -------------------------------------------------------------------------
+
+    def _fail(self, exc: openai.APIError, reservation: Any) -> NoReturn:
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            self._after_error(exc, reservation)
+            self._raise_status(exc)
+        if self.rate_limit is not None and reservation is not None:
+            self.rate_limit.settle(reservation, 0)
+        self._raise_connection(exc)
 
     def _after_error(self, exc: openai.APIStatusError, reservation: Any) -> None:
         limiter = self.rate_limit
@@ -468,7 +482,7 @@ class OpenAIChatModel(Model):
             build_error=build,
             retry_after=retry_after,
             counts_as_request=True,
-        ) from exc
+        )
 
     def _raise_connection(self, exc: BaseException) -> NoReturn:
         import openai
@@ -491,7 +505,7 @@ class OpenAIChatModel(Model):
                 attempts=attempts,
             )
 
-        raise TransientError(f"{what}: {detail}", build_error=build) from exc
+        raise TransientError(f"{what}: {detail}", build_error=build)
 
     def _raise_malformed(self, status: int, content: bytes | str, problem: str) -> NoReturn:
         text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
@@ -553,31 +567,37 @@ class _StreamReader:
         Raises :class:`TransientError` on a broken or truncated stream."""
         import httpx2
 
+        failure: Exception | None = None
+        try:
+            return await self._next_text()
+        except (httpx2.TransportError, httpx2.TimeoutException) as exc:
+            failure = exc
+        # Outside the except block: the transport error is not chained into ours.
+        self.model._raise_connection(failure)
+
+    async def _next_text(self) -> str:
         merger = self.merger
         if self._done:
             return ""
-        try:
-            async for line in self._lines:
-                if not line.startswith("data:"):
-                    continue  # blank separators, comments (":"), "event:" lines
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    self._done = True
-                    return ""
-                try:
-                    chunk = json.loads(data)
-                except ValueError as exc:
-                    self.model._raise_malformed(200, data, f"bad JSON in stream: {exc}")
-                if isinstance(chunk, dict) and chunk.get("error"):
-                    self._raise_stream_error(chunk["error"])
-                try:
-                    text = merger.feed(chunk)
-                except MalformedResponse as exc:
-                    self.model._raise_malformed(200, data, str(exc))
-                if text:
-                    return text
-        except (httpx2.TransportError, httpx2.TimeoutException) as exc:
-            self.model._raise_connection(exc)
+        async for line in self._lines:
+            if not line.startswith("data:"):
+                continue  # blank separators, comments (":"), "event:" lines
+            data = line[5:].strip()
+            if data == "[DONE]":
+                self._done = True
+                return ""
+            try:
+                chunk = json.loads(data)
+            except ValueError as exc:
+                self.model._raise_malformed(200, data, f"bad JSON in stream: {exc}")
+            if isinstance(chunk, dict) and chunk.get("error"):
+                self._raise_stream_error(chunk["error"])
+            try:
+                text = merger.feed(chunk)
+            except MalformedResponse as exc:
+                self.model._raise_malformed(200, data, str(exc))
+            if text:
+                return text
         self._done = True
         if merger.finish_reason is None:
             # EOF without [DONE] or a finish reason: the connection was cut.

@@ -8,13 +8,11 @@ doubles and cassette replays keep working.
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from agentkit.errors import ModelRequestsBlocked
 from agentkit.messages import Message, ToolCall
@@ -124,22 +122,20 @@ def is_test_double(model: Model) -> bool:
 
 
 def stays_on_machine(model: Model) -> bool:
-    """Whether requests to ``model`` never leave this machine: the bundled offline
-    ``LocalModel``, or an OpenAI-compatible server on a loopback address (such as
-    ``FakeOpenAIServer``)."""
+    """Whether requests to ``model`` never leave this process: the offline ``LocalModel``
+    (free, no network), or an OpenAI-compatible model pointed at a ``FakeOpenAIServer``
+    running in this process. Any other server counts as real, even on localhost (a local
+    Ollama, or a proxy to a paid API)."""
     local = sys.modules.get("agentkit.models.local")
     if local is not None and isinstance(model, local.LocalModel):
         return True
     base_url = getattr(model, "base_url", None)
-    if not isinstance(base_url, str) or not base_url:
-        return False
-    host = urlsplit(base_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    fake = sys.modules.get("agentkit.testing.fake_openai")
+    return (
+        fake is not None
+        and isinstance(base_url, str)
+        and fake.is_running_fake_server(base_url)
+    )
 
 
 class _RequestBlocker(RunObserver):

@@ -62,6 +62,9 @@ _SECRET_HEADERS = frozenset(
         "set-cookie",
     }
 )
+_SAFE_REQUEST_HEADERS = frozenset(
+    {"accept", "accept-encoding", "content-type", "user-agent", "openai-beta"}
+)
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-*]{6,}")
 _active: contextvars.ContextVar[Cassette | None] = contextvars.ContextVar(
     "agentkit_cassette", default=None
@@ -245,10 +248,12 @@ class Cassette(RunObserver):
         response: dict[str, Any],
         secrets: list[str],
     ) -> None:
+        # Request headers are kept only from an allowlist: a credential can travel in any
+        # custom header (default_headers), and none of them is needed to replay.
         headers = {
             k: _redact(v, secrets)
             for k, v in request.headers.items()
-            if k.lower() not in _SECRET_HEADERS
+            if k.lower() in _SAFE_REQUEST_HEADERS or k.lower().startswith("x-stainless-")
         }
         stored_key = json.loads(_redact(json.dumps(key), secrets))
         entry = {

@@ -684,6 +684,18 @@ class _Plan:
         return not (self.delay or self.chunk_delay or self.disconnect)
 
 
+# Base URLs of the servers running in this process: block_model_requests() lets
+# requests to these through, and only these, among OpenAI-compatible servers.
+_RUNNING: set[str] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def is_running_fake_server(base_url: str) -> bool:
+    """Whether ``base_url`` is that of a FakeOpenAIServer running in this process."""
+    with _RUNNING_LOCK:
+        return base_url.rstrip("/") in _RUNNING
+
+
 class FakeOpenAIServer:
     """A real OpenAI-compatible HTTP server on 127.0.0.1, scripted per request.
 
@@ -738,10 +750,14 @@ class FakeOpenAIServer:
     def start(self) -> FakeOpenAIServer:
         """Start serving in a background thread; returns self once the port is open."""
         self._http.start()
+        with _RUNNING_LOCK:
+            _RUNNING.add(self.base_url)
         return self
 
     def stop(self) -> None:
         """Close every connection, stop the thread. Idempotent."""
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self.base_url)
         self._http.stop()
 
     def __enter__(self) -> FakeOpenAIServer:

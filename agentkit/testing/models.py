@@ -194,10 +194,17 @@ class FunctionModel(Model):
         self.requests.append(request)
         text: list[str] = []
         final: ModelResponse | None = None
-        async for item in self.stream_function(request):
-            if isinstance(item, str):
-                text.append(item)
-                yield TextDelta(item)
-            else:
-                final = item
+        items = self.stream_function(request)
+        try:
+            async for item in items:
+                if isinstance(item, str):
+                    text.append(item)
+                    yield TextDelta(item)
+                else:
+                    final = item
+        finally:
+            # Like a real stream: a consumer that stops early ends generation now.
+            close = getattr(items, "aclose", None)
+            if close is not None:
+                await close()
         yield final if final is not None else text_response("".join(text))
