@@ -34,14 +34,14 @@ def test_loop_overhead_stays_near_a_hand_written_loop() -> None:
 
 
 def _import_seconds(statement: str) -> float:
-    code = (
-        "import time; t = time.perf_counter(); "
-        f"{statement}; print(time.perf_counter() - t)"
-    )
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
     runs = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout)
-        for _ in range(3)
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(5)
     ]
     return min(runs)
 
@@ -54,6 +54,9 @@ def test_import_is_light_and_does_not_import_openai() -> None:
     )
     assert check.stdout.split() == ["False", "False"]
     agentkit_s = _import_seconds("import agentkit")
-    openai_s = _import_seconds("import openai")
-    # `import openai` alone costs several times what `import agentkit` may.
-    assert agentkit_s < openai_s, (agentkit_s, openai_s)
+    floor_s = _import_seconds(
+        "import anyio, docstring_parser; from pydantic import BaseModel, TypeAdapter"
+    )
+    # agentkit costs ~1.6-2× the dependencies it cannot avoid (pydantic is most of it,
+    # whether or not its own bytecode is cached); 5× slower own code would be ~5×.
+    assert agentkit_s < 3 * floor_s, (agentkit_s, floor_s)
