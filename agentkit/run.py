@@ -13,8 +13,8 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -35,7 +35,7 @@ from agentkit.errors import (
     UsageLimitExceeded,
 )
 from agentkit.messages import Message, ToolCall, to_openai
-from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta
+from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta, closing_stream
 from agentkit.observers import RunObserver, active_observers
 from agentkit.output import FINAL_RESULT_TOOL, OutputSpec
 from agentkit.settings import ModelSettings
@@ -320,17 +320,12 @@ async def _loop(
             settings=settings,
             response_format=response_format,
         )
-        response: ModelResponse | None = None
-        for observer in observers:
-            response = observer.on_request(spec.model, request)
-            if response is not None:
-                if stream and response.message.text:
-                    yield TextDelta(response.message.text)
-                break
+        response = _answer_from_observers(observers, spec.model, request)
         if response is not None:
-            pass
+            if stream and response.message.text:
+                yield TextDelta(response.message.text)
         elif stream:
-            async with _closing(spec.model.stream(request)) as items:
+            async with closing_stream(spec.model.stream(request)) as items:
                 async for item in items:
                     if isinstance(item, TextDelta):
                         yield item
@@ -432,18 +427,15 @@ async def _loop(
 
 _NO_OUTPUT: Any = object()
 
-ItemT = TypeVar("ItemT")
-
-
-@asynccontextmanager
-async def _closing(items: AsyncIterator[ItemT]) -> AsyncIterator[AsyncIterator[ItemT]]:
-    """Close a model's stream when the run stops reading it (if it can be closed)."""
-    try:
-        yield items
-    finally:
-        close = getattr(items, "aclose", None)
-        if close is not None:
-            await close()
+def _answer_from_observers(
+    observers: tuple[RunObserver, ...], model: Model, request: ModelRequest
+) -> ModelResponse | None:
+    """The first observer's answer to ``request`` (a cassette replaying), if any."""
+    for observer in observers:
+        response = observer.on_request(model, request)
+        if response is not None:
+            return response
+    return None
 
 
 def _result(state: _RunState, output: Any) -> RunResult[Any]:

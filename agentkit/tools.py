@@ -200,7 +200,6 @@ class _Analysis:
     positional_only: list[str]
     context_param: str | None
     self_param: str | None
-    nullable_defaults: frozenset[str] = field(default_factory=frozenset)
     positional_defaults: dict[str, Any] = field(default_factory=dict)
 
 
@@ -281,11 +280,6 @@ def _analyse(function: Callable[..., Any], description: str | None, bound: bool)
     if defs:
         schema["$defs"] = defs
     analysis.parameters = schema
-    analysis.nullable_defaults = frozenset(
-        n
-        for n, p in properties.items()
-        if n not in analysis.required and not _schema.allows_null(p)
-    )
     return analysis
 
 
@@ -397,24 +391,9 @@ class Tool(Generic[P, R]):
                 raise _BadArguments([(loc, msg, _input_at(data, loc)) for loc, msg in problems])
             return (), data
 
-        required = set(original.get("required", ()))
-        nullable = frozenset(
-            n
-            for n, p in original.get("properties", {}).items()
-            if n not in required and isinstance(p, dict) and not _schema.allows_null(p)
-        )
         context = _find_context_param(function, _qualname(function))
         self._setup(
-            name,
-            description,
-            original,
-            function,
-            strict,
-            timeout,
-            max_retries,
-            bind,
-            nullable,
-            context,
+            name, description, original, function, strict, timeout, max_retries, bind, context
         )
 
     def _setup(
@@ -427,7 +406,6 @@ class Tool(Generic[P, R]):
         timeout: float | None,
         max_retries: int,
         binder: _Binder,
-        nullable_defaults: frozenset[str],
         context_param: str | None,
     ) -> None:
         _check_name(name)
@@ -445,7 +423,14 @@ class Tool(Generic[P, R]):
         self.takes_context = context_param is not None
         self._context_param = context_param
         self._binder = binder
-        self._null_top = nullable_defaults
+        # Optional parameters whose type rejects null: a null from the model means "use
+        # the default" (strict mode makes them nullable; some models send null anyway).
+        required = set(parameters.get("required", ()))
+        self._null_top = frozenset(
+            n
+            for n, p in parameters.get("properties", {}).items()
+            if n not in required and isinstance(p, dict) and not _schema.allows_null(p)
+        )
         self._null_nested: _schema.StrictSchema | None = None
         self._is_async = _is_async(function)
         self._needs_instance: str | None = None
@@ -517,7 +502,6 @@ class Tool(Generic[P, R]):
             timeout,
             max_retries,
             _signature_binder(analysis, tool_name),
-            analysis.nullable_defaults,
             analysis.context_param,
         )
         self._needs_instance = analysis.self_param
@@ -561,12 +545,6 @@ class Tool(Generic[P, R]):
         bind: _Binder = validate
         if model.model_config.get("extra") != "allow":
             bind = _forbid_unknown(validate, set(schema.get("properties", {})))
-        required = set(schema.get("required", ()))
-        nullable = frozenset(
-            n
-            for n, p in schema.get("properties", {}).items()
-            if n not in required and not _schema.allows_null(p)
-        )
         self = cls.__new__(cls)
         self._setup(
             name or str(getattr(function, "__name__", model.__name__)),
@@ -577,7 +555,6 @@ class Tool(Generic[P, R]):
             timeout,
             max_retries,
             bind,
-            nullable,
             _find_context_param(function, _qualname(function)),
         )
         return self

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from agentkit.messages import Message
 from agentkit.settings import ModelSettings
@@ -24,6 +25,7 @@ __all__ = [
     "StreamItem",
     "TextDelta",
     "ToolDefinition",
+    "closing_stream",
 ]
 
 FinishReason = str
@@ -119,3 +121,19 @@ class Model(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+ItemT = TypeVar("ItemT")
+
+
+@asynccontextmanager
+async def closing_stream(items: AsyncIterator[ItemT]) -> AsyncIterator[AsyncIterator[ItemT]]:
+    """Iterate ``items`` and close it on leaving, even when the reader stops early, so a
+    model's stream (an HTTP response, a generation) ends now rather than at garbage
+    collection. Iterators without ``aclose`` are left as they are."""
+    try:
+        yield items
+    finally:
+        close = getattr(items, "aclose", None)
+        if close is not None:
+            await close()

@@ -14,7 +14,14 @@ from typing import Any
 
 from agentkit.errors import ConfigurationError
 from agentkit.messages import Message, ToolCall
-from agentkit.models.base import Model, ModelRequest, ModelResponse, StreamItem, TextDelta
+from agentkit.models.base import (
+    Model,
+    ModelRequest,
+    ModelResponse,
+    StreamItem,
+    TextDelta,
+    closing_stream,
+)
 from agentkit.usage import Usage
 
 __all__ = [
@@ -194,17 +201,12 @@ class FunctionModel(Model):
         self.requests.append(request)
         text: list[str] = []
         final: ModelResponse | None = None
-        items = self.stream_function(request)
-        try:
+        # Like a real stream: a consumer that stops early ends generation now.
+        async with closing_stream(self.stream_function(request)) as items:
             async for item in items:
                 if isinstance(item, str):
                     text.append(item)
                     yield TextDelta(item)
                 else:
                     final = item
-        finally:
-            # Like a real stream: a consumer that stops early ends generation now.
-            close = getattr(items, "aclose", None)
-            if close is not None:
-                await close()
         yield final if final is not None else text_response("".join(text))
