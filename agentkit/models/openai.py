@@ -41,7 +41,13 @@ from agentkit.models._openai_wire import (
     parse_completion,
 )
 from agentkit.models.base import Model, ModelRequest, ModelResponse, StreamItem, TextDelta
-from agentkit.retry import RateLimit, RetryPolicy, TransientError, parse_retry_after
+from agentkit.retry import (
+    RateLimit,
+    Reservation,
+    RetryPolicy,
+    TransientError,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:
     import openai
@@ -289,9 +295,7 @@ class OpenAIChatModel(Model):
     async def _attempt(self, body: dict[str, Any], options: dict[str, Any]) -> ModelResponse:
         import openai
 
-        reservation = None
-        if self.rate_limit is not None:
-            reservation = await self.rate_limit.acquire(estimate_tokens(body))
+        reservation = await self._reserve(body)
         failure: openai.APIError | None = None
         try:
             raw = await self._get_client().chat.completions.with_raw_response.create(**options)
@@ -334,13 +338,20 @@ class OpenAIChatModel(Model):
             if first:
                 yield TextDelta(first)
                 while True:
+                    failure: TransientError | None = None
                     try:
                         text = await reader.next_text()
                     except TransientError as exc:
-                        raise exc.build_error(
+                        failure = exc
+                    if failure is not None:
+                        # As in RetryAttempts: raised outside the except block, chained
+                        # to nothing, and every answered attempt counted.
+                        error = failure.build_error(
                             attempt_no,
                             "not retried because text had already been streamed to the caller",
-                        ) from exc.__cause__
+                        )
+                        error.requests_answered = 1 + attempts.failed_answered
+                        raise error
                     if not text:
                         break
                     yield TextDelta(text)
@@ -355,9 +366,7 @@ class OpenAIChatModel(Model):
     async def _open_stream(self, body: dict[str, Any], options: dict[str, Any]) -> _StreamReader:
         import openai
 
-        reservation = None
-        if self.rate_limit is not None:
-            reservation = await self.rate_limit.acquire(estimate_tokens(body))
+        reservation = await self._reserve(body)
         manager = self._get_client().chat.completions.with_streaming_response.create(
             stream=True, **options
         )
@@ -372,9 +381,15 @@ class OpenAIChatModel(Model):
             self.rate_limit.observe_headers(response.headers)
         return _StreamReader(self, response, reservation)
 
+    async def _reserve(self, body: dict[str, Any]) -> Reservation | None:
+        """Wait for the rate limiter (if any) to admit this request's estimated tokens."""
+        if self.rate_limit is None:
+            return None
+        return await self.rate_limit.acquire(estimate_tokens(body))
+
     # --- errors -------------------------------------------------------------------------
 
-    def _fail(self, exc: openai.APIError, reservation: Any) -> NoReturn:
+    def _fail(self, exc: openai.APIError, reservation: Reservation | None) -> NoReturn:
         import openai
 
         if isinstance(exc, openai.APIStatusError):
@@ -384,7 +399,9 @@ class OpenAIChatModel(Model):
             self.rate_limit.settle(reservation, 0)
         self._raise_connection(exc)
 
-    def _after_error(self, exc: openai.APIStatusError, reservation: Any) -> None:
+    def _after_error(
+        self, exc: openai.APIStatusError, reservation: Reservation | None
+    ) -> None:
         limiter = self.rate_limit
         if limiter is None:
             return
@@ -545,7 +562,9 @@ def _is_context_error(code: str | None, message: str) -> bool:
 class _StreamReader:
     """Reads one SSE response line by line into a :class:`StreamMerger`."""
 
-    def __init__(self, model: OpenAIChatModel, response: Any, reservation: Any) -> None:
+    def __init__(
+        self, model: OpenAIChatModel, response: Any, reservation: Reservation | None
+    ) -> None:
         self.model = model
         self.response = response
         self.reservation = reservation
