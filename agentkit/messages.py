@@ -19,6 +19,7 @@ __all__ = [
     "Role",
     "ToolCall",
     "from_openai",
+    "normalize_arguments",
     "to_openai",
 ]
 
@@ -165,10 +166,34 @@ def _tool_call_from_openai(raw: Mapping[str, Any]) -> ToolCall:
     arguments = function.get("arguments", "")
     if not isinstance(arguments, str):
         # Some servers send the arguments as an object; the wire format wants JSON text.
-        arguments = json.dumps(arguments, separators=(",", ":"), ensure_ascii=False)
+        arguments = normalize_arguments(arguments)
     return ToolCall(
         id=str(raw.get("id") or ""), name=str(function.get("name") or ""), arguments=arguments
     )
+
+
+def normalize_arguments(raw: Any) -> str:
+    """Tool-call arguments as JSON text: objects are encoded, ``""`` becomes ``"{}"`` and
+    double-encoded JSON (a JSON string holding an object) is unwrapped."""
+    if raw is None:
+        return "{}"
+    if not isinstance(raw, str):
+        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    stripped = raw.strip()
+    if not stripped:
+        return "{}"
+    if stripped[0] == '"':
+        try:
+            inner = json.loads(stripped)
+        except ValueError:
+            return raw
+        if isinstance(inner, str) and inner.strip()[:1] in ("{", "["):
+            try:
+                json.loads(inner)
+            except ValueError:
+                return raw
+            return inner
+    return raw
 
 
 def to_openai(messages: Iterable[Message]) -> list[dict[str, Any]]:

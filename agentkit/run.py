@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -34,7 +33,7 @@ from agentkit.errors import (
     UnknownToolError,
     UsageLimitExceeded,
 )
-from agentkit.messages import Message, ToolCall, to_openai
+from agentkit.messages import Message, ToolCall, normalize_arguments, to_openai
 from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta, closing_stream
 from agentkit.observers import RunObserver, active_observers
 from agentkit.output import FINAL_RESULT_TOOL, OutputSpec
@@ -484,13 +483,8 @@ def _normalise(message: Message, seen: set[str], turn: int) -> Message:
         arguments = call.arguments
         if arguments[:1] == '"':
             # Some servers double-encode: the arguments are a JSON string of JSON text.
-            try:
-                inner = json.loads(arguments)
-            except ValueError:
-                inner = None
-            if isinstance(inner, str) and inner.lstrip()[:1] == "{":
-                arguments = inner
-                changed = True
+            arguments = normalize_arguments(arguments)
+            changed = changed or arguments != call.arguments
         if changed:
             call = ToolCall(call_id, call.name, arguments)
         calls.append(call)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentkit.messages import Message, ToolCall
+from agentkit.messages import Message, ToolCall, normalize_arguments
 from agentkit.models.base import ModelRequest, ModelResponse
 from agentkit.usage import Usage
 
@@ -23,7 +23,6 @@ __all__ = [
     "StreamMerger",
     "build_body",
     "estimate_tokens",
-    "normalize_arguments",
     "parse_completion",
     "parse_usage",
 ]
@@ -108,30 +107,6 @@ def estimate_tokens(body: dict[str, Any], default_output: int = 512) -> int:
         chars += len(json.dumps(body["tools"]))
     output = body.get("max_completion_tokens") or body.get("max_tokens") or default_output
     return chars // 4 + int(output)
-
-
-def normalize_arguments(raw: Any) -> str:
-    """Tool-call arguments as JSON text: objects are encoded, ``""`` becomes ``"{}"`` and
-    double-encoded JSON (a JSON string holding an object) is unwrapped."""
-    if raw is None:
-        return "{}"
-    if not isinstance(raw, str):
-        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
-    stripped = raw.strip()
-    if not stripped:
-        return "{}"
-    if stripped[0] == '"':
-        try:
-            inner = json.loads(stripped)
-        except ValueError:
-            return raw
-        if isinstance(inner, str) and inner.strip()[:1] in ("{", "["):
-            try:
-                json.loads(inner)
-            except ValueError:
-                return raw
-            return inner
-    return raw
 
 
 def parse_usage(raw: Any, requests: int = 1) -> Usage:
