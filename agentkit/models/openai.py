@@ -14,13 +14,13 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sys
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
+from agentkit._secrets import redact
 from agentkit.errors import (
     AuthenticationError,
     ContextLengthExceeded,
@@ -58,7 +58,6 @@ logger = logging.getLogger("agentkit")
 
 _OPENAI_HOST = "api.openai.com"
 _LOCAL_PLACEHOLDER_KEY = "agentkit-no-key"
-_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-*]{6,}")
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window")
 
 
@@ -241,9 +240,7 @@ class OpenAIChatModel(Model):
         return parts._replace(netloc=netloc).geturl()
 
     def _redact(self, text: str) -> str:
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "***")
-        return _KEY_PATTERN.sub(r"\1***", text)
+        return redact(text, (self._api_key,))
 
     def _request_options(self, request: ModelRequest, body: dict[str, Any]) -> dict[str, Any]:
         settings = request.settings

@@ -25,7 +25,6 @@ import difflib
 import json
 import logging
 import os
-import re
 import tempfile
 import threading
 from collections.abc import AsyncIterator
@@ -35,6 +34,7 @@ from typing import Any, Literal
 
 import httpx2
 
+from agentkit._secrets import redact
 from agentkit.errors import CassetteMismatch, ConfigurationError
 from agentkit.messages import Message, to_openai
 from agentkit.models.base import Model, ModelRequest, ModelResponse
@@ -65,7 +65,6 @@ _SECRET_HEADERS = frozenset(
 _SAFE_REQUEST_HEADERS = frozenset(
     {"accept", "accept-encoding", "content-type", "user-agent", "openai-beta"}
 )
-_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-*]{6,}")
 _active: contextvars.ContextVar[Cassette | None] = contextvars.ContextVar(
     "agentkit_cassette", default=None
 )
@@ -251,11 +250,11 @@ class Cassette(RunObserver):
         # Request headers are kept only from an allowlist: a credential can travel in any
         # custom header (default_headers), and none of them is needed to replay.
         headers = {
-            k: _redact(v, secrets)
+            k: redact(v, secrets)
             for k, v in request.headers.items()
             if k.lower() in _SAFE_REQUEST_HEADERS or k.lower().startswith("x-stainless-")
         }
-        stored_key = json.loads(_redact(json.dumps(key), secrets))
+        stored_key = json.loads(redact(json.dumps(key), secrets))
         entry = {
             "kind": "http",
             "request": {**stored_key, "headers": headers},
@@ -397,7 +396,7 @@ async def _exchange(
     try:
         response = await transport.handle_async_request(request)
     except httpx2.TransportError as exc:
-        return {"error": type(exc).__name__, "message": _redact(str(exc), secrets)}
+        return {"error": type(exc).__name__, "message": redact(str(exc), secrets)}
     chunks: list[bytes] = []
     try:
         async for chunk in response.aiter_raw():
@@ -405,7 +404,7 @@ async def _exchange(
     except httpx2.TransportError as exc:
         recorded = _http_response(response, chunks, secrets)
         recorded["error"] = type(exc).__name__
-        recorded["message"] = _redact(str(exc), secrets)
+        recorded["message"] = redact(str(exc), secrets)
         return recorded
     finally:
         await response.aclose()
@@ -423,17 +422,11 @@ def _request_secrets(request: httpx2.Request) -> list[str]:
     return secrets
 
 
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return _KEY_PATTERN.sub(r"\1***", text)
-
-
 def _http_response(
     response: httpx2.Response, chunks: list[bytes], secrets: list[str]
 ) -> dict[str, Any]:
     headers = {
-        k: _redact(v, secrets)
+        k: redact(v, secrets)
         for k, v in response.headers.items()
         if k.lower() not in _SECRET_HEADERS and k.lower() != "content-length"
     }
@@ -446,7 +439,7 @@ def _http_response(
 
 def _encode_chunk(chunk: bytes, secrets: list[str]) -> str | dict[str, str]:
     try:
-        return _redact(chunk.decode("utf-8"), secrets)
+        return redact(chunk.decode("utf-8"), secrets)
     except UnicodeDecodeError:
         return {"base64": base64.b64encode(chunk).decode("ascii")}
 
