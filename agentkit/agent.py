@@ -6,10 +6,12 @@ concurrent runs. The loop itself lives in :mod:`agentkit.run`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
+from typing import Any, Generic, TypeVar
 
 import anyio
 
@@ -185,14 +187,11 @@ class Agent(Generic[OutputT]):
             usage_limits: Override the agent's usage limits for this run.
         """
         spec = self._spec(context, max_turns, settings, model, usage_limits)
-        events = iterate_run(spec, _input(input), _history(history))
-        try:
+        async with aclosing(iterate_run(spec, _input(input), _history(history))) as events:
             async for event in events:
                 if isinstance(event, RunFinished):
                     result: RunResult[OutputT] = event.result
                     return result
-        finally:
-            await events.aclose()
         raise RunError("the run ended without a result")  # pragma: no cover - loop invariant
 
     def run_sync(
@@ -220,8 +219,7 @@ class Agent(Generic[OutputT]):
                 usage_limits=usage_limits,
             )
 
-        result: RunResult[OutputT] = run_blocking(main)
-        return result
+        return run_blocking(main)
 
     async def stream(
         self,
@@ -238,18 +236,12 @@ class Agent(Generic[OutputT]):
         ``ToolCallStarted``, ``ToolResultReceived``, ``ModelResponseFinished`` and finally
         ``RunFinished`` (whose ``result`` is what :meth:`run` would return)."""
         spec = self._spec(context, max_turns, settings, model, usage_limits)
-        events = iterate_run(spec, _input(input), _history(history), stream=True)
-        try:
+        run = iterate_run(spec, _input(input), _history(history), stream=True)
+        async with aclosing(run) as events:
             async for event in events:
                 yield event
-        finally:
-            await events.aclose()
 
 
-@overload
-def _input(value: str) -> str: ...
-@overload
-def _input(value: InputLike) -> str | Message | list[Message]: ...
 def _input(value: InputLike) -> str | Message | list[Message]:
     if isinstance(value, (str, Message)):
         return value
@@ -265,7 +257,7 @@ def _history(value: HistoryLike) -> list[Message]:
 T = TypeVar("T")
 
 
-def run_blocking(main: Any) -> Any:
+def run_blocking(main: Callable[[], Awaitable[T]]) -> T:
     """Run the coroutine function ``main`` to completion from synchronous code.
 
     Outside an event loop this is ``anyio.run``; inside one (a notebook, an async
@@ -273,8 +265,6 @@ def run_blocking(main: Any) -> Any:
     the caller's loop cannot be re-entered.
     """
     try:
-        import asyncio
-
         asyncio.get_running_loop()
     except RuntimeError:
         return anyio.run(main)
@@ -295,4 +285,5 @@ def run_blocking(main: Any) -> Any:
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]
+    value: T = outcome["value"]
+    return value

@@ -155,7 +155,7 @@ def run(agent: Agent, stream: bool) -> tuple[str, list[str]]:
 
     from agentkit.agent import run_blocking
 
-    return run_blocking(main)  # type: ignore[no-any-return]
+    return run_blocking(main)
 
 
 # --- HTTP level ------------------------------------------------------------------------
