@@ -31,7 +31,8 @@ class RunObserver:
         return None
 
     def on_response(self, model: Model, request: ModelRequest, response: ModelResponse) -> None:
-        """Called after each model response, with the request it answers."""
+        """Called after each model response, with the request it answers (tool-call ids
+        already normalised, as the run stores them)."""
 
     def on_run_end(
         self, messages: list[Message], usage: Usage, error: BaseException | None

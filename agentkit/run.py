@@ -336,12 +336,13 @@ async def _loop(
                 )
         else:
             response = await spec.model.request(request)
-        for observer in observers:
-            observer.on_response(spec.model, request, response)
         state.usage.add(response.usage)
         message = _normalise(response.message, state.seen_call_ids, state.turn)
         if message is not response.message:
             response = dataclasses.replace(response, message=message)
+        # Observers see the response as the run uses it (ids already normalised).
+        for observer in observers:
+            observer.on_response(spec.model, request, response)
         finish = response.finish_reason
         yield ModelResponseFinished(response, state.turn)
 

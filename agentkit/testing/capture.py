@@ -93,10 +93,6 @@ class RunCapture(RunObserver):
         self, messages: list[Message], usage: Usage, error: BaseException | None
     ) -> None:
         """Record the finished run (a copy: the loop owns the originals)."""
-        if isinstance(error, GeneratorExit):
-            # The consumer closed the event stream (Agent.run does so after the final
-            # event): the run itself raised nothing.
-            error = None
         with self._lock:
             self.runs.append(CapturedRun(list(messages), usage.copy(), error))
 
