@@ -38,7 +38,15 @@ from agentkit.models._local_schema import (
     plan_reply,
     render_messages,
 )
-from agentkit.models.base import Model, ModelRequest, ModelResponse, StreamItem, TextDelta
+from agentkit.models._openai_wire import parse_usage
+from agentkit.models.base import (
+    Model,
+    ModelRequest,
+    ModelResponse,
+    StreamItem,
+    TextDelta,
+    closing_stream,
+)
 from agentkit.usage import Usage
 
 __all__ = ["LocalModel"]
@@ -184,8 +192,10 @@ class LocalModel(Model):
 
         A tool call being generated yields no text: only the final response carries it.
         """
-        async for item in self._run(request, want_text=True):
-            yield item
+        # Closed explicitly so a reader that stops early stops generation now.
+        async with closing_stream(self._run(request, want_text=True)) as items:
+            async for item in items:
+                yield item
 
     def _body(self, request: ModelRequest, plan: ReplyPlan) -> dict[str, Any]:
         settings = request.settings
@@ -210,20 +220,27 @@ class LocalModel(Model):
         settings = request.settings
         response_format = request.response_format or settings.response_format
         plan = plan_reply(request.tools, settings.tool_choice, response_format)
-        async for item in self._reply(request, plan, want_text=want_text):
-            if (
-                isinstance(item, ModelResponse)
-                and settings.tool_choice in (None, "auto")
-                and _repeats_an_answered_call(item.message, request.messages)
-            ):
-                # Small models often call the same tool again with the same arguments
-                # after its result is in; that can only loop, so make it answer instead.
-                logger.debug("local model repeated an answered tool call; asking for an answer")
-                answer_plan = plan_reply(request.tools, "none", response_format)
-                async for retry in self._reply(request, answer_plan, want_text=want_text):
-                    yield retry
-                return
-            yield item
+        repeated = False
+        async with closing_stream(self._reply(request, plan, want_text=want_text)) as items:
+            async for item in items:
+                if (
+                    isinstance(item, ModelResponse)
+                    and settings.tool_choice in (None, "auto")
+                    and _repeats_an_answered_call(item.message, request.messages)
+                ):
+                    repeated = True
+                    break
+                yield item
+        if repeated:
+            # Small models often call the same tool again with the same arguments after
+            # its result is in; that can only loop, so make it answer instead.
+            logger.debug("local model repeated an answered tool call; asking for an answer")
+            answer_plan = plan_reply(request.tools, "none", response_format)
+            async with closing_stream(
+                self._reply(request, answer_plan, want_text=want_text)
+            ) as items:
+                async for item in items:
+                    yield item
 
     async def _reply(
         self, request: ModelRequest, plan: ReplyPlan, *, want_text: bool
@@ -246,27 +263,22 @@ class LocalModel(Model):
             finish = "stop"
             usage = Usage(requests=1)
             done: _Done | None = None
-            async for chunk in self._generate({**body, "messages": kept}):
-                if isinstance(chunk, _Done):
-                    done = chunk
-                    break
-                if chunk.get("usage"):
-                    u = chunk["usage"]
-                    usage = Usage(
-                        requests=1,
-                        input_tokens=int(u.get("prompt_tokens", 0)),
-                        output_tokens=int(u.get("completion_tokens", 0)),
-                        total_tokens=int(u.get("total_tokens", 0)),
-                    )
-                for choice in chunk.get("choices") or ():
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        pieces.append(text)
-                        delta = streamer.feed(text) if streamer is not None else text
-                        if delta and want_text:
-                            yield TextDelta(delta)
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
+            async with closing_stream(self._generate({**body, "messages": kept})) as chunks:
+                async for chunk in chunks:
+                    if isinstance(chunk, _Done):
+                        done = chunk
+                        break
+                    if chunk.get("usage"):
+                        usage = parse_usage(chunk["usage"])
+                    for choice in chunk.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            pieces.append(text)
+                            delta = streamer.feed(text) if streamer is not None else text
+                            if delta and want_text:
+                                yield TextDelta(delta)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
             assert done is not None
             if isinstance(done.exception, ValueError):
                 # llama.cpp rejects schemas its grammar converter cannot express.
