@@ -28,6 +28,7 @@ __all__ = [
     "FunctionModel",
     "ScriptItem",
     "ScriptedModel",
+    "stream_words",
     "text_response",
     "tool_call_response",
 ]
@@ -85,6 +86,14 @@ def _as_response(item: ModelResponse | Message | str) -> ModelResponse:
         f"a scripted reply must be a ModelResponse, an assistant Message, a str or an "
         f"exception; got {type(item).__name__}"
     )
+
+
+async def stream_words(response: ModelResponse) -> AsyncIterator[StreamItem]:
+    """Stream a complete ``response`` as a test double does: its text in word-sized
+    deltas, then the response itself."""
+    for piece in _split_deltas(response.message.text):
+        yield TextDelta(piece)
+    yield response
 
 
 def _split_deltas(text: str) -> list[str]:
@@ -145,10 +154,8 @@ class ScriptedModel(Model):
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
         """Yield the next scripted reply's text in word-sized deltas, then the reply."""
-        response = self._next(request)
-        for piece in _split_deltas(response.message.text):
-            yield TextDelta(piece)
-        yield response
+        async for item in stream_words(self._next(request)):
+            yield item
 
 
 ModelFunction = Callable[
@@ -193,10 +200,8 @@ class FunctionModel(Model):
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
         """Stream through ``stream_function``, or split ``function``'s reply into deltas."""
         if self.stream_function is None:
-            response = await self.request(request)
-            for piece in _split_deltas(response.message.text):
-                yield TextDelta(piece)
-            yield response
+            async for whole in stream_words(await self.request(request)):
+                yield whole
             return
         self.requests.append(request)
         text: list[str] = []

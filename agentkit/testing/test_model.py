@@ -21,11 +21,11 @@ from agentkit.models.base import (
     ModelRequest,
     ModelResponse,
     StreamItem,
-    TextDelta,
     ToolDefinition,
 )
 from agentkit.output import FINAL_RESULT_TOOL
 from agentkit.testing._values import generate_value
+from agentkit.testing.models import stream_words
 from agentkit.usage import Usage
 
 __all__ = ["TestModel"]
@@ -89,13 +89,8 @@ class TestModel(Model):
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
         """Like :meth:`request`, with the answer's text in word-sized deltas."""
-        response = await self.request(request)
-        words = response.message.text.split(" ")
-        for index, word in enumerate(words):
-            piece = word if index == 0 else " " + word
-            if piece:
-                yield TextDelta(piece)
-        yield response
+        async for item in stream_words(await self.request(request)):
+            yield item
 
     # --- decisions --------------------------------------------------------------------
 
