@@ -7,7 +7,7 @@ Decorate Python functions with :func:`tool`, give them to an :class:`Agent`, and
 from __future__ import annotations
 
 from agentkit._version import __version__
-from agentkit.agent import Agent
+from agentkit.agent import Agent, RunOptions
 from agentkit.errors import (
     AgentkitError,
     AuthenticationError,
@@ -30,8 +30,10 @@ from agentkit.errors import (
     QuotaExceeded,
     RateLimited,
     RunError,
+    RunTimeout,
     ToolArgumentsError,
     ToolCallError,
+    ToolChoiceIgnored,
     ToolDefinitionError,
     ToolError,
     ToolRetriesExceeded,
@@ -46,6 +48,7 @@ from agentkit.run import (
     RunEvent,
     RunFinished,
     RunResult,
+    RunState,
     ToolCallStarted,
     ToolResultReceived,
 )
@@ -82,13 +85,17 @@ __all__ = [
     "RunError",
     "RunEvent",
     "RunFinished",
+    "RunOptions",
     "RunResult",
+    "RunState",
+    "RunTimeout",
     "TextDelta",
     "Tool",
     "ToolArgumentsError",
     "ToolCall",
     "ToolCallError",
     "ToolCallStarted",
+    "ToolChoiceIgnored",
     "ToolDefinitionError",
     "ToolError",
     "ToolResult",

@@ -7,13 +7,17 @@ concurrent runs. The loop itself lives in :mod:`agentkit.run`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
+from typing_extensions import Unpack
 
 from agentkit.errors import ConfigurationError, RunError
 from agentkit.messages import Message, from_openai
@@ -27,18 +31,50 @@ from agentkit.run import (
     RunFinished,
     RunResult,
     RunSpec,
+    RunState,
     iterate_run,
 )
 from agentkit.settings import ModelSettings
 from agentkit.tools import Tool, tool
 from agentkit.usage import UsageLimits
 
-__all__ = ["Agent", "resolve_model"]
+__all__ = ["Agent", "RunOptions", "resolve_model"]
 
 OutputT = TypeVar("OutputT")
+# What a model name resolves through: a change means a new model object.
+_MODEL_ENVIRONMENT = (
+    "AGENTKIT_MODEL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+)
 
 InputLike = str | Message | Sequence[Message | Mapping[str, Any]]
 HistoryLike = Sequence[Message | Mapping[str, Any]] | None
+
+
+class RunOptions(TypedDict, total=False):
+    """The per-run options of ``Agent.run``, ``run_sync``, ``stream`` and ``resume``.
+
+    Attributes:
+        history: An earlier conversation to continue (``result.messages`` or wire dicts).
+        context: Your dependencies, given to tools and instructions as ``ctx.deps``.
+        max_turns: Override the agent's ``max_turns`` for this run.
+        settings: Settings merged over the agent's for this run.
+        model: Use another model for this run.
+        usage_limits: Override the agent's usage limits for this run.
+        timeout: Seconds the whole run may take; past it the run stops with
+            :class:`~agentkit.errors.RunTimeout` (messages and state attached).
+    """
+
+    history: HistoryLike
+    context: Any
+    max_turns: int | None
+    settings: ModelSettings | None
+    model: Model | str | None
+    usage_limits: UsageLimits | None
+    timeout: float | None
 
 
 def resolve_model(model: Model | str | None) -> Model:
@@ -128,7 +164,7 @@ class Agent(Generic[OutputT]):
         self._output = OutputSpec.build(output_type)
         self._model_arg = model
         self._model: Model | None = model if isinstance(model, Model) else None
-        self._model_lock = threading.Lock()
+        self._resolved: tuple[tuple[str | None, ...], Model] | None = None
 
     def __repr__(self) -> str:
         model = self._model.name if self._model is not None else self._model_arg
@@ -136,110 +172,85 @@ class Agent(Generic[OutputT]):
 
     @property
     def model(self) -> Model:
-        """The resolved model (created on first use and then reused)."""
-        if self._model is None:
-            with self._model_lock:
-                if self._model is None:
-                    self._model = resolve_model(self._model_arg)
-        return self._model
+        """The resolved model: created on first use, and again when the environment it
+        was resolved from (``OPENAI_*``, ``AGENTKIT_MODEL``) changes, e.g. between tests."""
+        if self._model is not None:
+            return self._model
+        key = tuple(os.environ.get(name) for name in _MODEL_ENVIRONMENT)
+        resolved = self._resolved
+        if resolved is None or resolved[0] != key:
+            resolved = (key, resolve_model(self._model_arg))
+            self._resolved = resolved
+        return resolved[1]
 
-    def _spec(
-        self,
-        context: Any,
-        max_turns: int | None,
-        settings: ModelSettings | None,
-        model: Model | str | None,
-        usage_limits: UsageLimits | None,
-    ) -> RunSpec:
+    def _spec(self, options: RunOptions) -> RunSpec:
+        model = options.get("model")
+        limits = options.get("usage_limits")
+        max_turns = options.get("max_turns")
         return RunSpec(
             model=resolve_model(model) if model is not None else self.model,
             tools=self.tools,
             instructions=self.instructions,
             output=self._output,
-            settings=self.settings.merge(settings),
+            settings=self.settings.merge(options.get("settings")),
             max_turns=max_turns if max_turns is not None else self.max_turns,
-            limits=usage_limits if usage_limits is not None else self.usage_limits,
+            limits=limits if limits is not None else self.usage_limits,
             output_retries=self.output_retries,
             on_tool_error=self.on_tool_error,
-            deps=context,
+            deps=options.get("context"),
+            timeout=options.get("timeout"),
         )
 
-    async def run(
-        self,
-        input: InputLike,
-        *,
-        history: HistoryLike = None,
-        context: Any = None,
-        max_turns: int | None = None,
-        settings: ModelSettings | None = None,
-        model: Model | str | None = None,
-        usage_limits: UsageLimits | None = None,
-    ) -> RunResult[OutputT]:
+    def _events(
+        self, input: InputLike | RunState, options: RunOptions, stream: bool
+    ) -> AsyncGenerator[RunEvent, None]:
+        spec = self._spec(options)
+        if isinstance(input, RunState):
+            return iterate_run(spec, stream=stream, state=input)
+        return iterate_run(spec, _input(input), _history(options.get("history")), stream=stream)
+
+    async def run(self, input: InputLike, **options: Unpack[RunOptions]) -> RunResult[OutputT]:
         """Run the agent until the model stops, and return the result.
 
         Args:
             input: The user's message, or a list of messages (typed or wire dicts).
-            history: An earlier conversation to continue (``result.messages`` or wire dicts).
-            context: Your dependencies, given to tools and instructions as ``ctx.deps``.
-            max_turns: Override the agent's ``max_turns`` for this run.
-            settings: Settings merged over the agent's for this run.
-            model: Use another model for this run.
-            usage_limits: Override the agent's usage limits for this run.
+            **options: See :class:`RunOptions`: ``history``, ``context``, ``max_turns``,
+                ``settings``, ``model``, ``usage_limits``, ``timeout``.
         """
-        spec = self._spec(context, max_turns, settings, model, usage_limits)
-        async with aclosing(iterate_run(spec, _input(input), _history(history))) as events:
-            async for event in events:
-                if isinstance(event, RunFinished):
-                    result: RunResult[OutputT] = event.result
-                    return result
-        raise RunError("the run ended without a result")  # pragma: no cover - loop invariant
+        return await _drain(self._events(input, options, stream=False))
 
-    def run_sync(
-        self,
-        input: InputLike,
-        *,
-        history: HistoryLike = None,
-        context: Any = None,
-        max_turns: int | None = None,
-        settings: ModelSettings | None = None,
-        model: Model | str | None = None,
-        usage_limits: UsageLimits | None = None,
-    ) -> RunResult[OutputT]:
+    async def resume(self, state: RunState, **options: Unpack[RunOptions]) -> RunResult[OutputT]:
+        """Continue a run from a saved :class:`RunState` (``error.state``, or
+        ``RunState.from_json(...)`` in another process) until the model stops.
+
+        ``history`` is ignored (the state holds the conversation); the other options apply
+        to the rest of the run.
+        """
+        return await _drain(self._events(state, options, stream=False))
+
+    def run_sync(self, input: InputLike, **options: Unpack[RunOptions]) -> RunResult[OutputT]:
         """Blocking :meth:`run`; also works when called from inside a running event loop
-        (e.g. a notebook), by running on a private loop in a worker thread."""
-
-        async def main() -> RunResult[OutputT]:
-            return await self.run(
-                input,
-                history=history,
-                context=context,
-                max_turns=max_turns,
-                settings=settings,
-                model=model,
-                usage_limits=usage_limits,
-            )
-
-        return run_blocking(main)
+        (e.g. a notebook), by running on a private loop in a worker thread. Ctrl-C
+        cancels the run."""
+        return run_blocking(lambda: self.run(input, **options))
 
     async def stream(
-        self,
-        input: InputLike,
-        *,
-        history: HistoryLike = None,
-        context: Any = None,
-        max_turns: int | None = None,
-        settings: ModelSettings | None = None,
-        model: Model | str | None = None,
-        usage_limits: UsageLimits | None = None,
+        self, input: InputLike, **options: Unpack[RunOptions]
     ) -> AsyncIterator[RunEvent]:
         """Run the agent, yielding events as they happen: ``TextDelta``,
         ``ToolCallStarted``, ``ToolResultReceived``, ``ModelResponseFinished`` and finally
         ``RunFinished`` (whose ``result`` is what :meth:`run` would return)."""
-        spec = self._spec(context, max_turns, settings, model, usage_limits)
-        run = iterate_run(spec, _input(input), _history(history), stream=True)
-        async with aclosing(run) as events:
+        async with aclosing(self._events(input, options, stream=True)) as events:
             async for event in events:
                 yield event
+
+
+async def _drain(events: AsyncGenerator[RunEvent, None]) -> RunResult[Any]:
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, RunFinished):
+                return event.result
+    raise RunError("the run ended without a result")  # pragma: no cover - loop invariant
 
 
 def _input(value: InputLike) -> str | Message | list[Message]:
@@ -262,27 +273,62 @@ def run_blocking(main: Callable[[], Awaitable[T]]) -> T:
 
     Outside an event loop this is ``anyio.run``; inside one (a notebook, an async
     framework calling sync code) it runs on a private loop in a worker thread, because
-    the caller's loop cannot be re-entered.
+    the caller's loop cannot be re-entered. Either way, Ctrl-C (or cancellation of the
+    calling task) cancels the run: no model request or tool call starts afterwards.
     """
     try:
-        asyncio.get_running_loop()
+        caller = asyncio.current_task()
     except RuntimeError:
+        caller = None
+    if caller is None:
+        # Outside the except block above: errors of the run must not be chained to it.
         return anyio.run(main)
+    return _run_in_thread(main, caller)
+
+
+def _run_in_thread(main: Callable[[], Awaitable[T]], caller: asyncio.Task[Any]) -> T:
     outcome: dict[str, Any] = {}
+    done = threading.Event()
+    cancel_lock = threading.Lock()
+    running: list[tuple[anyio.CancelScope, Any]] = []
+    interrupted = False
     # The worker thread must see the caller's observers (test helpers, tracing); the rest
     # of the caller's context (e.g. its running-loop markers) must not leak into it.
     observers = active_observers()
 
+    async def guarded() -> T:
+        with anyio.CancelScope() as scope:
+            with cancel_lock:
+                running.append((scope, anyio.lowlevel.current_token()))
+                if interrupted:
+                    scope.cancel()
+            return await main()
+        raise KeyboardInterrupt  # cancelled by the caller
+
     def worker() -> None:
         try:
             with using_observers(observers):
-                outcome["value"] = anyio.run(main)
+                outcome["value"] = anyio.run(guarded)
         except BaseException as exc:
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=worker, name="agentkit-run-sync", daemon=True)
-    thread.start()
-    thread.join()
+    threading.Thread(target=worker, name="agentkit-run-sync", daemon=True).start()
+    try:
+        while not done.wait(0.1):
+            # Under asyncio.run (3.11+), Ctrl-C cancels the main task instead of raising;
+            # this thread blocks that task, so it must notice the request itself.
+            if getattr(caller, "cancelling", lambda: 0)():
+                raise asyncio.CancelledError
+    except BaseException:
+        with cancel_lock:
+            interrupted = True
+            for scope, token in running:
+                with contextlib.suppress(Exception):  # the run may have just ended
+                    anyio.from_thread.run_sync(scope.cancel, token=token)
+        done.wait()
+        raise
     if "error" in outcome:
         raise outcome["error"]
     value: T = outcome["value"]

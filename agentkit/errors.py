@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agentkit.messages import Message
+    from agentkit.run import RunState
     from agentkit.usage import Usage
 
 __all__ = [
@@ -35,8 +36,10 @@ __all__ = [
     "QuotaExceeded",
     "RateLimited",
     "RunError",
+    "RunTimeout",
     "ToolArgumentsError",
     "ToolCallError",
+    "ToolChoiceIgnored",
     "ToolDefinitionError",
     "ToolError",
     "ToolRetriesExceeded",
@@ -50,18 +53,22 @@ class AgentkitError(Exception):
     """Base class of every agentkit exception.
 
     When the error escapes from a run, ``messages`` holds every message of the run so far
-    (history included) and ``usage`` what the run spent; otherwise both are empty.
+    (history included), ``usage`` what the run spent and ``state`` the
+    :class:`~agentkit.RunState` to resume it from (``agent.resume(error.state)``);
+    otherwise they are empty.
     """
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.messages: list[Message] = []
         self.usage: Usage | None = None
+        self.state: RunState | None = None
 
-    def attach_run(self, messages: list[Message], usage: Usage) -> None:
+    def attach_run(self, state: RunState) -> None:
         """Record the run state this error escaped from (called by the loop)."""
-        self.messages = list(messages)
-        self.usage = usage
+        self.messages = list(state.messages)
+        self.usage = state.usage
+        self.state = state
 
 
 # --- configuration -------------------------------------------------------------------
@@ -147,6 +154,14 @@ class ContentFiltered(RunError):
 
 class ToolRetriesExceeded(RunError):
     """A tool failed more times in a row than its retry budget allows."""
+
+
+class RunTimeout(RunError):
+    """The run did not finish within ``agent.run(..., timeout=)`` seconds."""
+
+
+class ToolChoiceIgnored(RunError):
+    """The model kept answering with text although ``tool_choice`` required a tool call."""
 
 
 class OutputValidationError(RunError):

@@ -158,17 +158,17 @@ class Message:
             tool_call_id=data.get("tool_call_id"),
             name=data.get("name"),
             refusal=data.get("refusal"),
+            # Not part of the wire format: stored threads and saved run states keep it.
+            is_error=bool(data.get("is_error", False)),
         )
 
 
 def _tool_call_from_openai(raw: Mapping[str, Any]) -> ToolCall:
     function = raw.get("function") or {}
-    arguments = function.get("arguments", "")
-    if not isinstance(arguments, str):
-        # Some servers send the arguments as an object; the wire format wants JSON text.
-        arguments = normalize_arguments(arguments)
     return ToolCall(
-        id=str(raw.get("id") or ""), name=str(function.get("name") or ""), arguments=arguments
+        id=str(raw.get("id") or ""),
+        name=str(function.get("name") or ""),
+        arguments=normalize_arguments(function.get("arguments")),
     )
 
 

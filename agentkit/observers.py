@@ -30,6 +30,10 @@ class RunObserver:
         answer it without calling the model (the first observer that answers wins)."""
         return None
 
+    def wrap_model(self, model: Model) -> Model:
+        """Called once when a run starts: return the model the run should use instead."""
+        return model
+
     def on_response(self, model: Model, request: ModelRequest, response: ModelResponse) -> None:
         """Called after each model response, with the request it answers (tool-call ids
         already normalised, as the run stores them)."""

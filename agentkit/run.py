@@ -1,19 +1,24 @@
-"""The agent loop: send the conversation, run the tools the model calls, repeat until it stops.
+"""The agent loop, as explicit steps over a :class:`RunState`.
+
+A run is a sequence of steps: *request the model* (and handle its response), then *run the
+tools* it called, until the state says *done*. Between two steps the state is plain data
+(:meth:`RunState.to_json`), so a run can stop after any step (an error, a timeout, a
+process that exits) and be resumed later, anywhere, with the same result.
 
 This module knows nothing of :class:`~agentkit.Agent`; it takes the parts (a model, tools,
-instructions, settings, limits) as a :class:`RunSpec`. :func:`iterate_run` is the loop
-itself, an async generator of :data:`RunEvent` values whose last event is
-:class:`RunFinished`; ``Agent.run`` drains it and ``Agent.stream`` forwards it.
+instructions, settings, limits) as a :class:`RunSpec`. :func:`iterate_run` drives the
+steps and yields :data:`RunEvent` values whose last one is :class:`RunFinished`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -21,19 +26,22 @@ import anyio
 
 from agentkit.errors import (
     AgentkitError,
+    ConfigurationError,
     ContentFiltered,
     MaxTurnsExceeded,
     ModelError,
     OutputTruncated,
     OutputValidationError,
     RunError,
+    RunTimeout,
     ToolArgumentsError,
     ToolCallError,
+    ToolChoiceIgnored,
     ToolRetriesExceeded,
     UnknownToolError,
     UsageLimitExceeded,
 )
-from agentkit.messages import Message, ToolCall, normalize_arguments, to_openai
+from agentkit.messages import Message, ToolCall, to_openai
 from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta, closing_stream
 from agentkit.observers import RunObserver, active_observers
 from agentkit.output import FINAL_RESULT_TOOL, OutputSpec
@@ -47,6 +55,7 @@ __all__ = [
     "RunFinished",
     "RunResult",
     "RunSpec",
+    "RunState",
     "TextDelta",
     "ToolCallStarted",
     "ToolResultReceived",
@@ -58,9 +67,96 @@ logger = logging.getLogger("agentkit")
 OutputT = TypeVar("OutputT")
 Instructions = str | Callable[[RunContext[Any]], str | Awaitable[str]] | None
 OnToolError = Literal["feed", "raise"]
+Step = Literal["model", "tools", "done"]
 
 # Tool failures of unknown tool names share one retry budget under this key.
 _UNKNOWN_TOOL_KEY = "\x00unknown"
+_STATE_VERSION = 1
+_INTERRUPTED = "Not run: the conversation was interrupted before this tool call returned."
+
+
+@dataclass(slots=True)
+class RunState:
+    """Everything a run needs to continue, between two steps; plain, serialisable data.
+
+    Attributes:
+        messages: The conversation so far, instructions and history included.
+        usage: What the run has spent.
+        turn: How many model responses the run has handled.
+        next_step: ``"model"`` (request the model), ``"tools"`` (run the tool calls of the
+            last assistant message that have no result yet) or ``"done"``.
+        new_message_index: Where this run's own messages start in ``messages``.
+        tool_failures: Consecutive failures per tool, against their retry budgets.
+        output_failures: Invalid final answers so far, against ``output_retries``.
+        tool_choice: A tool choice the loop imposed over the settings (``""``: cleared).
+        final: The raw final answer (text, or the final-result tool's JSON) once done.
+    """
+
+    messages: list[Message] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    turn: int = 0
+    next_step: Step = "model"
+    new_message_index: int = 0
+    tool_failures: dict[str, int] = field(default_factory=dict)
+    output_failures: int = 0
+    tool_choice: str | None = None
+    final: str | None = None
+
+    @property
+    def pending_calls(self) -> list[ToolCall]:
+        """The tool calls of the last assistant message that have no result yet."""
+        answered: set[str | None] = set()
+        for message in reversed(self.messages):
+            if message.role == "assistant":
+                return [c for c in message.tool_calls if c.id not in answered]
+            if message.role == "tool":
+                answered.add(message.tool_call_id)
+        return []
+
+    def to_json(self) -> str:
+        """The state as JSON text; :meth:`from_json` reads it back."""
+        return json.dumps(
+            {
+                "version": _STATE_VERSION,
+                "messages": [
+                    {**m.to_openai(), "is_error": True} if m.is_error else m.to_openai()
+                    for m in self.messages
+                ],
+                "usage": dataclasses.asdict(self.usage),
+                "turn": self.turn,
+                "next_step": self.next_step,
+                "new_message_index": self.new_message_index,
+                "tool_failures": self.tool_failures,
+                "output_failures": self.output_failures,
+                "tool_choice": self.tool_choice,
+                "final": self.final,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunState:
+        """Load a state saved with :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+            if data.get("version") != _STATE_VERSION:
+                raise ValueError(f"unsupported version {data.get('version')!r}")
+            return cls(
+                messages=[Message.from_openai(m) for m in data["messages"]],
+                usage=Usage(**data["usage"]),
+                turn=int(data["turn"]),
+                next_step=data["next_step"],
+                new_message_index=int(data["new_message_index"]),
+                tool_failures={str(k): int(v) for k, v in data["tool_failures"].items()},
+                output_failures=int(data["output_failures"]),
+                tool_choice=data["tool_choice"],
+                final=data["final"],
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"not a saved RunState ({type(exc).__name__}: {exc}); pass the text "
+                "RunState.to_json() returned"
+            ) from None
 
 
 @dataclass(slots=True)
@@ -72,6 +168,7 @@ class RunResult(Generic[OutputT]):
         messages: Every message of the conversation, instructions and history included.
         usage: Requests, tokens and tool calls, summed over the whole run.
         turns: How many model requests the run made.
+        state: The run's final :class:`RunState`.
     """
 
     output: OutputT
@@ -79,6 +176,7 @@ class RunResult(Generic[OutputT]):
     usage: Usage
     turns: int
     new_message_index: int = 0
+    state: RunState | None = None
 
     @property
     def new_messages(self) -> list[Message]:
@@ -172,108 +270,212 @@ class RunSpec:
     output_retries: int = 2
     on_tool_error: OnToolError = "feed"
     deps: Any = None
+    timeout: float | None = None
+
+    @property
+    def uses_output_tool(self) -> bool:
+        """Whether structured output goes through the final-result tool."""
+        return self.output is not None and not self.model.supports_json_schema
 
 
-@dataclass(slots=True)
-class _RunState:
-    messages: list[Message]
-    usage: Usage
-    new_message_index: int
-    turn: int = 0
-    seen_call_ids: set[str] = field(default_factory=set)
-    tool_failures: dict[str, int] = field(default_factory=dict)
-    output_failures: int = 0
+class _Run:
+    """One run in progress: the spec, the state, and what is derived from them once."""
+
+    def __init__(self, spec: RunSpec, state: RunState, stream: bool) -> None:
+        self.spec = spec
+        self.state = state
+        self.stream = stream
+        self.observers: tuple[RunObserver, ...] = active_observers()
+        # Test doubles (cassettes, the request blocker) substitute the model, once.
+        model = spec.model
+        for observer in reversed(self.observers):
+            model = observer.wrap_model(model)
+        self.model = model
+        self.tools = {t.name: t for t in spec.tools}
+        self.definitions = [t.definition for t in spec.tools]
+        self.response_format: dict[str, Any] | None = None
+        if spec.uses_output_tool:
+            assert spec.output is not None
+            self.definitions.append(spec.output.tool_definition())
+        elif spec.output is not None:
+            self.response_format = spec.output.response_format()
+        self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+
+    def settings(self) -> ModelSettings:
+        settings = self.spec.settings
+        choice = self.state.tool_choice
+        if choice is not None:
+            return dataclasses.replace(settings, tool_choice=choice or None)
+        if self.spec.uses_output_tool and not self.spec.tools and settings.tool_choice in (
+            None,
+            "auto",
+        ):
+            return dataclasses.replace(settings, tool_choice="required")
+        return settings
+
+    def within_deadline(self) -> AbstractContextManager[Any]:
+        if self.deadline is None:
+            return nullcontext()
+        return anyio.fail_after(max(self.deadline - time.monotonic(), 0))
+
+    def result(self) -> RunResult[Any]:
+        state = self.state
+        output: Any = state.final
+        if self.spec.output is not None and state.final is not None:
+            output = self.spec.output.validate_json(state.final)
+        return RunResult(
+            output=output,
+            messages=state.messages,
+            usage=state.usage,
+            turns=state.turn,
+            new_message_index=state.new_message_index,
+            state=state,
+        )
+
+    def fail_output(self, problem: str) -> None:
+        self.state.output_failures += 1
+        if self.state.output_failures > self.spec.output_retries:
+            raise OutputValidationError(
+                f"the model's answer did not validate after {self.state.output_failures} "
+                f"attempts (output_retries={self.spec.output_retries}): {problem}"
+            )
+
+    def context(self, call: ToolCall | None = None) -> RunContext[Any]:
+        return RunContext(
+            deps=self.spec.deps,
+            usage=self.state.usage,
+            messages=self.state.messages,
+            tool_name=call.name if call else None,
+            tool_call_id=call.id if call else None,
+            turn=self.state.turn,
+        )
 
 
 async def iterate_run(
     spec: RunSpec,
-    input: str | Message | Sequence[Message],
+    input: str | Message | Sequence[Message] | None = None,
     history: Sequence[Message] = (),
     *,
     stream: bool = False,
+    state: RunState | None = None,
 ) -> AsyncGenerator[RunEvent, None]:
     """Run the loop, yielding events; the last one is :class:`RunFinished`.
 
-    With ``stream=True`` the model is called through ``Model.stream`` and text deltas are
-    yielded as they arrive; otherwise ``Model.request`` is used and no deltas are yielded.
-    Any exception escaping carries ``.messages`` and ``.usage`` of the run so far.
+    Starts a new run from ``input`` and ``history`` (into ``state`` when given, so the
+    caller can save it after any event), or, when ``input`` is None, continues ``state``:
+    a run that stopped after a step. With ``stream=True`` the model is called through
+    ``Model.stream`` and text deltas are yielded as they arrive. Any exception escaping
+    carries ``.messages``, ``.usage`` and ``.state`` of the run so far.
     """
-    state = _RunState(messages=[], usage=Usage(), new_message_index=0)
-    observers = active_observers()
+    run = _Run(spec, state if state is not None else RunState(), stream)
     finished = False
     try:
-        await _start(spec, state, input, history)
-        # aclosing: a consumer that stops early must close the model's stream now, not
-        # whenever the garbage collector gets to it.
-        async with aclosing(_loop(spec, state, stream, observers)) as events:
-            async for event in events:
-                if isinstance(event, RunFinished):
-                    # Report success before handing over the result: the consumer may
-                    # close this generator right after the final event.
-                    finished = True
-                    _notify_end(observers, state, None)
-                yield event
+        if state is None or input is not None:
+            await _start(run, input, history)
+        while run.state.next_step != "done":
+            step = _model_step(run) if run.state.next_step == "model" else _tools_step(run)
+            async with aclosing(step) as events:
+                async for event in events:
+                    yield event
+        finished = True
+        result = run.result()
+        # Report success before handing over the result: the consumer may close this
+        # generator right after the final event.
+        _notify_end(run, None)
+        yield RunFinished(result)
     except AgentkitError as exc:
-        if not exc.messages:
+        if exc.state is None:
             if isinstance(exc, ModelError):
                 # Attempts the server answered before failing may be billed: count them.
-                state.usage.requests += exc.requests_answered
-            exc.attach_run(state.messages, state.usage)
-        _notify_end(observers, state, exc)
+                run.state.usage.requests += exc.requests_answered
+            exc.attach_run(run.state)
+        _notify_end(run, exc)
         raise
+    except TimeoutError as exc:
+        if run.deadline is None or time.monotonic() < run.deadline:
+            raise _foreign(run, exc) from exc
+        error = RunTimeout(
+            f"the run did not finish within timeout={spec.timeout:g} seconds; the messages "
+            "so far are attached. Raise timeout=, or resume the run from error.state"
+        )
+        error.attach_run(run.state)
+        _notify_end(run, error)
+        raise error from None
     except Exception as exc:
-        # Keep the promise that nothing is lost: wrap foreign exceptions with the run.
-        error = RunError(f"the run failed: {type(exc).__name__}: {exc}")
-        error.attach_run(state.messages, state.usage)
-        _notify_end(observers, state, error)
-        raise error from exc
+        raise _foreign(run, exc) from exc
     except BaseException as exc:  # cancelled, or abandoned by its consumer
         if not finished:
-            _notify_end(observers, state, exc)
+            _notify_end(run, exc)
         raise
 
 
-def _notify_end(
-    observers: tuple[RunObserver, ...], state: _RunState, error: BaseException | None
-) -> None:
-    for observer in observers:
-        observer.on_run_end(state.messages, state.usage, error)
+def _foreign(run: _Run, exc: Exception) -> RunError:
+    """Keep the promise that nothing is lost: wrap a foreign exception with the run."""
+    error = RunError(f"the run failed: {type(exc).__name__}: {exc}")
+    error.attach_run(run.state)
+    _notify_end(run, error)
+    return error
+
+
+def _notify_end(run: _Run, error: BaseException | None) -> None:
+    for observer in run.observers:
+        observer.on_run_end(run.state.messages, run.state.usage, error)
 
 
 async def _start(
-    spec: RunSpec,
-    state: _RunState,
-    input: str | Message | Sequence[Message],
-    history: Sequence[Message],
+    run: _Run, input: str | Message | Sequence[Message] | None, history: Sequence[Message]
 ) -> None:
-    messages = list(history)
+    state = run.state
     # Set first, so that an instructions function that raises still leaves the history.
-    state.messages = messages
-    instructions = await _render_instructions(spec, state)
+    state.messages = messages = list(history)
+    instructions = await _render_instructions(run)
     if instructions is not None:
         if messages and messages[0].role in ("system", "developer"):
             messages[0] = Message.system(instructions)
         else:
             messages.insert(0, Message.system(instructions))
-    for message in messages:
-        for call in message.tool_calls:
-            state.seen_call_ids.add(call.id)
+    state.messages = messages = repair_history(messages)
     state.new_message_index = len(messages)
-    if isinstance(input, str):
-        messages.append(Message.user(input))
-    elif isinstance(input, Message):
-        messages.append(input)
-    else:
+    if isinstance(input, (str, Message)):
+        messages.append(Message.user(input) if isinstance(input, str) else input)
+    elif input is not None:
         messages.extend(input)
-    state.messages = messages
 
 
-async def _render_instructions(spec: RunSpec, state: _RunState) -> str | None:
-    instructions = spec.instructions
+def repair_history(messages: list[Message]) -> list[Message]:
+    """``messages`` with a result added for every tool call that has none (servers reject
+    such a history); a tool result that answers no earlier call is an error."""
+    repaired: list[Message] = []
+    open_calls: dict[str, ToolCall] = {}
+
+    def close_open() -> None:
+        for call in open_calls.values():
+            logger.warning("history: tool call %s (%s) had no result", call.id, call.name)
+            repaired.append(Message.tool(call.id, _INTERRUPTED, name=call.name, is_error=True))
+        open_calls.clear()
+
+    for message in messages:
+        if message.role == "tool":
+            if open_calls.pop(message.tool_call_id or "", None) is None:
+                raise ConfigurationError(
+                    f"the history has a tool result for call id {message.tool_call_id!r} "
+                    "that no earlier assistant message made (or that was answered twice); "
+                    "remove that tool message or keep the assistant message that made the "
+                    "call"
+                )
+        else:
+            close_open()
+            open_calls = {c.id: c for c in message.tool_calls}
+        repaired.append(message)
+    close_open()
+    return repaired if len(repaired) != len(messages) else messages
+
+
+async def _render_instructions(run: _Run) -> str | None:
+    instructions = run.spec.instructions
     if instructions is None or isinstance(instructions, str):
         return instructions
-    ctx: RunContext[Any] = RunContext(deps=spec.deps, usage=state.usage, messages=state.messages)
-    text = instructions(ctx)
+    text = instructions(run.context())
     if inspect.isawaitable(text):
         text = await text
     if not isinstance(text, str):
@@ -284,240 +486,222 @@ async def _render_instructions(spec: RunSpec, state: _RunState) -> str | None:
     return text
 
 
-async def _loop(
-    spec: RunSpec, state: _RunState, stream: bool, observers: tuple[RunObserver, ...]
-) -> AsyncGenerator[RunEvent, None]:
-    tools_by_name = {t.name: t for t in spec.tools}
-    definitions = [t.definition for t in spec.tools]
-    response_format: dict[str, Any] | None = None
-    use_output_tool = False
-    if spec.output is not None:
-        if spec.model.supports_json_schema:
-            response_format = spec.output.response_format()
-        else:
-            use_output_tool = True
-            definitions = [*definitions, spec.output.tool_definition()]
-    settings = spec.settings
-    if use_output_tool and settings.tool_choice in (None, "auto") and not spec.tools:
-        settings = _replace_tool_choice(settings, "required")
+# --- step: request the model and handle its response ------------------------------------
 
-    while True:
-        if state.turn >= spec.max_turns:
-            raise MaxTurnsExceeded(
-                f"the model did not finish within max_turns={spec.max_turns} turns; "
-                "raise max_turns, or check the last messages for a tool-call loop"
-            )
-        if spec.limits is not None:
-            reason = spec.limits.check_before_request(state.usage)
-            if reason is not None:
-                raise UsageLimitExceeded(f"usage limit reached: {reason}")
-        state.turn += 1
-        request = ModelRequest(
-            # A snapshot: the request must not change when the run appends to the history.
-            messages=list(state.messages),
-            tools=definitions,
-            settings=settings,
-            response_format=response_format,
+
+async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
+    spec, state = run.spec, run.state
+    if state.turn >= spec.max_turns:
+        raise MaxTurnsExceeded(
+            f"the model did not finish within max_turns={spec.max_turns} turns; "
+            "raise max_turns, or check the last messages for a tool-call loop"
         )
-        response = _answer_from_observers(observers, spec.model, request)
-        if response is not None:
-            if stream and response.message.text:
-                yield TextDelta(response.message.text)
-        elif stream:
-            async with closing_stream(spec.model.stream(request)) as items:
-                async for item in items:
-                    if isinstance(item, TextDelta):
-                        yield item
-                    else:
-                        response = item
-            if response is None:
-                raise RunError(
-                    f"model {spec.model.name!r} ended its stream without a final response"
-                )
-        else:
-            response = await spec.model.request(request)
-        state.usage.add(response.usage)
-        message = _normalise(response.message, state.seen_call_ids, state.turn)
-        if message is not response.message:
-            response = dataclasses.replace(response, message=message)
-        # Observers see the response as the run uses it (ids already normalised).
-        for observer in observers:
-            observer.on_response(spec.model, request, response)
-        finish = response.finish_reason
-        yield ModelResponseFinished(response, state.turn)
+    if spec.limits is not None:
+        reason = spec.limits.check_before_request(state.usage)
+        if reason is not None:
+            raise UsageLimitExceeded(f"usage limit reached: {reason}")
+    request = ModelRequest(
+        # A snapshot: the request must not change when the run appends to the history.
+        messages=list(state.messages),
+        tools=run.definitions,
+        settings=run.settings(),
+        response_format=run.response_format,
+    )
+    logger.debug(
+        "requesting %s: turn %d, %d messages, %d tools",
+        run.model.name, state.turn + 1, len(request.messages), len(request.tools),
+    )
+    started = time.perf_counter()
+    response: ModelResponse | None = None
+    if run.stream:
+        async with closing_stream(run.model.stream(request)) as items:
+            while True:
+                with run.within_deadline():
+                    item = await anext(items, None)
+                if item is None:
+                    break
+                if isinstance(item, TextDelta):
+                    yield item
+                else:
+                    response = item
+        if response is None:
+            raise RunError(f"model {run.model.name!r} ended its stream without a final response")
+    else:
+        with run.within_deadline():
+            response = await run.model.request(request)
+    state.turn += 1
+    state.usage.add(response.usage)
+    message = _unique_ids(response.message, state.messages, state.turn)
+    if message is not response.message:
+        response = dataclasses.replace(response, message=message)
+    logger.info(
+        "model %s answered turn %d in %.2fs (finish %s, %d tool calls, %d tokens)",
+        run.model.name, state.turn, time.perf_counter() - started, response.finish_reason,
+        len(message.tool_calls), response.usage.total_tokens,
+    )
+    for observer in run.observers:
+        observer.on_response(run.model, request, response)
+    # The state is complete before the event goes out: a consumer that stops here leaves
+    # a run that resumes exactly where it stopped.
+    error: AgentkitError | None = None
+    try:
+        _handle_response(run, request, response)
+    except AgentkitError as exc:
+        error = exc
+    yield ModelResponseFinished(response, state.turn)
+    if error is not None:
+        raise error
 
-        if finish == "length":
-            state.messages.append(
-                Message.assistant(
-                    message.content if isinstance(message.content, str) else message.text
-                )
-            )
-            raise OutputTruncated(
-                f"the model ran out of tokens (finish reason 'length') on turn {state.turn}"
-                + (" in the middle of a tool call, which was not run" if message.tool_calls else "")
-                + "; raise ModelSettings(max_tokens=...) or ask for a shorter answer"
-            )
-        state.messages.append(message)
-        if finish == "content_filter":
-            raise ContentFiltered(
-                f"the server's content filter stopped the model on turn {state.turn}; "
-                "rephrase the request or check the server's moderation settings"
-            )
 
-        if message.tool_calls:
-            calls = message.tool_calls
-            if spec.limits is not None:
-                reason = spec.limits.check_tool_calls(state.usage, len(calls))
-                if reason is not None:
-                    # Answer every call, so the history in the error can be continued.
-                    for call in calls:
-                        state.messages.append(
-                            Message.tool(
-                                call.id,
-                                "Not run: the run's tool-call limit was reached.",
-                                name=call.name,
-                                is_error=True,
-                            )
+def _handle_response(run: _Run, request: ModelRequest, response: ModelResponse) -> None:
+    state, spec, message = run.state, run.spec, response.message
+    finish = response.finish_reason
+    if finish == "length":
+        # The half-written tool calls are dropped: they were never run.
+        state.messages.append(Message.assistant(message.text or None))
+        raise OutputTruncated(
+            f"the model ran out of tokens (finish reason 'length') on turn {state.turn}"
+            + (" in the middle of a tool call, which was not run" if message.tool_calls else "")
+            + "; raise ModelSettings(max_tokens=...) or ask for a shorter answer"
+        )
+    state.messages.append(message)
+    if finish == "content_filter":
+        raise ContentFiltered(
+            f"the server's content filter stopped the model on turn {state.turn}; "
+            "rephrase the request or check the server's moderation settings"
+        )
+    if message.tool_calls:
+        if spec.limits is not None:
+            reason = spec.limits.check_tool_calls(state.usage, len(message.tool_calls))
+            if reason is not None:
+                # Answer every call, so the history in the error can be continued.
+                for call in message.tool_calls:
+                    state.messages.append(
+                        Message.tool(
+                            call.id,
+                            "Not run: the run's tool-call limit was reached.",
+                            name=call.name,
+                            is_error=True,
                         )
-                    raise UsageLimitExceeded(f"usage limit reached: {reason}")
-            for call in calls:
-                yield ToolCallStarted(call)
-            outcomes = await _run_tools(spec, state, calls, tools_by_name, use_output_tool)
-            final: Any = _NO_OUTPUT
-            for call, result, duration in outcomes:
-                state.messages.append(
-                    Message.tool(call.id, result.content, name=call.name, is_error=result.is_error)
-                )
-                yield ToolResultReceived(call, result, duration)
-                if call.name == FINAL_RESULT_TOOL and use_output_tool and not result.is_error:
-                    final = result.value
-            state.usage.tool_calls += len(calls)
-            _check_tool_failures(spec, state, outcomes, tools_by_name)
-            if final is not _NO_OUTPUT:
-                yield RunFinished(_result(state, final))
-                return
-            if settings.reset_tool_choice and settings.tool_choice not in (None, "auto", "none"):
-                settings = _replace_tool_choice(settings, None)
-            continue
-
-        # No tool calls: the model stopped.
-        if spec.output is None:
-            yield RunFinished(_result(state, message.text))
-            return
-        if use_output_tool:
-            problem = f"you must call the {FINAL_RESULT_TOOL!r} tool to give the final answer"
-            _fail_output(spec, state, problem)
-            state.messages.append(Message.user(f"Error: {problem}. Try again."))
-            settings = _replace_tool_choice(settings, FINAL_RESULT_TOOL)
-            continue
+                    )
+                raise UsageLimitExceeded(f"usage limit reached: {reason}")
+        state.next_step = "tools"
+        return
+    # No tool calls: the model stopped.
+    choice = request.settings.tool_choice
+    if spec.uses_output_tool:
+        problem = f"you must call the {FINAL_RESULT_TOOL!r} tool to give the final answer"
+        run.fail_output(problem)
+        state.messages.append(Message.user(f"Error: {problem}. Try again."))
+        state.tool_choice = FINAL_RESULT_TOOL
+        return
+    if choice not in (None, "auto", "none"):
+        # The server ignored a forced tool choice: treat it like an invalid answer.
+        what = "a tool" if choice == "required" else f"the tool {choice!r}"
+        state.output_failures += 1
+        if state.output_failures > spec.output_retries:
+            raise ToolChoiceIgnored(
+                f"the model answered with text although tool_choice={choice!r} requires "
+                f"{what} ({state.output_failures} times, output_retries="
+                f"{spec.output_retries}); the server may not support tool_choice: check "
+                "its documentation, or drop tool_choice"
+            )
+        state.messages.append(
+            Message.user(f"Error: you must call {what} now (tool_choice={choice!r}). Try again.")
+        )
+        return
+    if spec.output is not None:
         try:
-            output = spec.output.validate_json(message.text)
+            spec.output.validate_json(message.text)
         except ValueError as exc:
-            _fail_output(spec, state, str(exc))
+            run.fail_output(str(exc))
             state.messages.append(
                 Message.user(
                     f"Your answer did not match the required JSON schema: {exc}. "
                     "Answer again with JSON only, matching the schema exactly."
                 )
             )
-            continue
-        yield RunFinished(_result(state, output))
-        return
+            return
+    state.final = message.text
+    state.next_step = "done"
 
 
-_NO_OUTPUT: Any = object()
-
-def _answer_from_observers(
-    observers: tuple[RunObserver, ...], model: Model, request: ModelRequest
-) -> ModelResponse | None:
-    """The first observer's answer to ``request`` (a cassette replaying), if any."""
-    for observer in observers:
-        response = observer.on_request(model, request)
-        if response is not None:
-            return response
-    return None
-
-
-def _result(state: _RunState, output: Any) -> RunResult[Any]:
-    return RunResult(
-        output=output,
-        messages=state.messages,
-        usage=state.usage,
-        turns=state.turn,
-        new_message_index=state.new_message_index,
-    )
-
-
-def _replace_tool_choice(settings: ModelSettings, choice: str | None) -> ModelSettings:
-    return dataclasses.replace(settings, tool_choice=choice)
-
-
-def _fail_output(spec: RunSpec, state: _RunState, problem: str) -> None:
-    state.output_failures += 1
-    if state.output_failures > spec.output_retries:
-        raise OutputValidationError(
-            f"the model's answer did not validate after {state.output_failures} attempts "
-            f"(output_retries={spec.output_retries}): {problem}"
-        )
-
-
-def _normalise(message: Message, seen: set[str], turn: int) -> Message:
-    """Make a model's tool calls safe to run: unique non-empty ids, JSON-text arguments.
+def _unique_ids(message: Message, history: Sequence[Message], turn: int) -> Message:
+    """``message`` with every tool call id non-empty and unique in the conversation.
 
     Replacement ids are derived from the turn and position, not random, so a recorded
     conversation replays with the same ids (cassettes compare requests exactly).
     """
     if not message.tool_calls:
         return message
+    seen = {c.id for m in history for c in m.tool_calls}
     calls = []
-    changed = False
     for index, call in enumerate(message.tool_calls):
-        call_id = call.id
-        if not call_id or call_id in seen:
-            call_id = f"call_t{turn}_{index}"
-            suffix = 0
+        if not call.id or call.id in seen:
+            call_id, suffix = f"call_t{turn}_{index}", 0
             while call_id in seen:
                 suffix += 1
                 call_id = f"call_t{turn}_{index}_{suffix}"
-            changed = True
-        seen.add(call_id)
-        arguments = call.arguments
-        if arguments[:1] == '"':
-            # Some servers double-encode: the arguments are a JSON string of JSON text.
-            arguments = normalize_arguments(arguments)
-            changed = changed or arguments != call.arguments
-        if changed:
-            call = ToolCall(call_id, call.name, arguments)
+            call = ToolCall(call_id, call.name, call.arguments)
+        seen.add(call.id)
         calls.append(call)
-    if not changed:
+    if calls == list(message.tool_calls):
         return message
-    return Message(
-        role=message.role,
-        content=message.content,
-        tool_calls=tuple(calls),
-        name=message.name,
-        refusal=message.refusal,
-    )
+    return dataclasses.replace(message, tool_calls=tuple(calls))
 
+
+# --- step: run the tools ------------------------------------------------------------------
 
 Outcome = tuple[ToolCall, ToolResult, float]
 
 
-async def _run_tools(
-    spec: RunSpec,
-    state: _RunState,
-    calls: Sequence[ToolCall],
-    tools_by_name: dict[str, Tool[Any, Any]],
-    use_output_tool: bool,
-) -> list[Outcome]:
+async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
+    state = run.state
+    calls = state.pending_calls
+    for call in calls:
+        yield ToolCallStarted(call)
+    with run.within_deadline():
+        outcomes = await _run_tools(run, calls)
+    final: str | None = None
+    for call, result, duration in outcomes:
+        state.messages.append(
+            Message.tool(call.id, result.content, name=call.name, is_error=result.is_error)
+        )
+        logger.info(
+            "tool %s (call %s) %s in %.2fs",
+            call.name, call.id, "failed" if result.is_error else "finished", duration,
+        )
+        if call.name == FINAL_RESULT_TOOL and run.spec.uses_output_tool and not result.is_error:
+            final = call.arguments
+    state.usage.tool_calls += len(calls)
+    state.next_step = "model"
+    error: AgentkitError | None = None
+    try:
+        _check_tool_failures(run, outcomes)
+    except AgentkitError as exc:
+        error = exc
+    if final is not None and error is None:
+        state.final = final
+        state.next_step = "done"
+    choice = state.tool_choice or run.spec.settings.tool_choice
+    if run.spec.settings.reset_tool_choice and choice not in (None, "", "auto", "none"):
+        state.tool_choice = ""
+    # Events after the state is complete (see _model_step).
+    for call, result, duration in outcomes:
+        yield ToolResultReceived(call, result, duration)
+    if error is not None:
+        raise error
+
+
+async def _run_tools(run: _Run, calls: Sequence[ToolCall]) -> list[Outcome]:
     if len(calls) == 1:
-        return [await _run_one(spec, state, calls[0], tools_by_name, use_output_tool)]
+        return [await _run_one(run, calls[0])]
     outcomes: list[Outcome | None] = [None] * len(calls)
-    limiter = anyio.CapacityLimiter(spec.settings.max_parallel_tools)
+    limiter = anyio.CapacityLimiter(run.spec.settings.max_parallel_tools)
 
     async def run_at(index: int, call: ToolCall) -> None:
         async with limiter:
-            outcomes[index] = await _run_one(spec, state, call, tools_by_name, use_output_tool)
+            outcomes[index] = await _run_one(run, call)
 
     try:
         async with anyio.create_task_group() as group:
@@ -533,36 +717,21 @@ async def _run_tools(
     return [o for o in outcomes if o is not None]
 
 
-async def _run_one(
-    spec: RunSpec,
-    state: _RunState,
-    call: ToolCall,
-    tools_by_name: dict[str, Tool[Any, Any]],
-    use_output_tool: bool,
-) -> Outcome:
+async def _run_one(run: _Run, call: ToolCall) -> Outcome:
     started = time.perf_counter()
-    if use_output_tool and call.name == FINAL_RESULT_TOOL and spec.output is not None:
-        result = _final_result(spec.output, call)
-        return call, result, time.perf_counter() - started
-    tool = tools_by_name.get(call.name)
-    if tool is None:
-        known = ", ".join(sorted(tools_by_name)) or "(none)"
+    output = run.spec.output
+    tool = run.tools.get(call.name)
+    if tool is None and call.name == FINAL_RESULT_TOOL and output and run.spec.uses_output_tool:
+        result = _final_result(output, call)
+    elif tool is None:
+        known = ", ".join(sorted(run.tools)) or "(none)"
         error = UnknownToolError(
             f"Unknown tool {call.name!r}. Available tools: {known}.", tool_name=call.name
         )
         result = ToolResult(content=str(error), is_error=True, error=error)
-        return call, result, time.perf_counter() - started
-    ctx: RunContext[Any] | None = None
-    if tool.takes_context:
-        ctx = RunContext(
-            deps=spec.deps,
-            usage=state.usage,
-            messages=state.messages,
-            tool_name=call.name,
-            tool_call_id=call.id,
-            turn=state.turn,
-        )
-    result = await tool.invoke(call.arguments, ctx)
+    else:
+        ctx = run.context(call) if tool.takes_context else None
+        result = await tool.invoke(call.arguments, ctx)
     return call, result, time.perf_counter() - started
 
 
@@ -579,18 +748,14 @@ def _final_result(output: OutputSpec, call: ToolCall) -> ToolResult:
     return ToolResult(content="Final answer received.", value=value)
 
 
-def _check_tool_failures(
-    spec: RunSpec,
-    state: _RunState,
-    outcomes: list[Outcome],
-    tools_by_name: dict[str, Tool[Any, Any]],
-) -> None:
+def _check_tool_failures(run: _Run, outcomes: list[Outcome]) -> None:
+    spec, state = run.spec, run.state
     for call, result, _ in outcomes:
-        if call.name == FINAL_RESULT_TOOL and call.name not in tools_by_name:
+        tool = run.tools.get(call.name)
+        if tool is None and call.name == FINAL_RESULT_TOOL:
             if result.is_error:
-                _fail_output(spec, state, result.content)
+                run.fail_output(result.content)
             continue
-        tool = tools_by_name.get(call.name)
         key = call.name if tool is not None else _UNKNOWN_TOOL_KEY
         if not result.is_error:
             state.tool_failures.pop(key, None)
