@@ -209,11 +209,14 @@ class Agent(Generic[OutputT]):
             return iterate_run(spec, stream=stream, state=input)
         return iterate_run(spec, _input(input), _history(options.get("history")), stream=stream)
 
-    async def run(self, input: InputLike, **options: Unpack[RunOptions]) -> RunResult[OutputT]:
+    async def run(
+        self, input: InputLike | RunState, **options: Unpack[RunOptions]
+    ) -> RunResult[OutputT]:
         """Run the agent until the model stops, and return the result.
 
         Args:
-            input: The user's message, or a list of messages (typed or wire dicts).
+            input: The user's message, or a list of messages (typed or wire dicts), or
+                the :class:`RunState` of a run to continue (see :meth:`resume`).
             **options: See :class:`RunOptions`: ``history``, ``context``, ``max_turns``,
                 ``settings``, ``model``, ``usage_limits``, ``timeout``.
         """
@@ -226,16 +229,18 @@ class Agent(Generic[OutputT]):
         ``history`` is ignored (the state holds the conversation); the other options apply
         to the rest of the run.
         """
-        return await _drain(self._events(state, options, stream=False))
+        return await self.run(state, **options)
 
-    def run_sync(self, input: InputLike, **options: Unpack[RunOptions]) -> RunResult[OutputT]:
+    def run_sync(
+        self, input: InputLike | RunState, **options: Unpack[RunOptions]
+    ) -> RunResult[OutputT]:
         """Blocking :meth:`run`; also works when called from inside a running event loop
         (e.g. a notebook), by running on a private loop in a worker thread. Ctrl-C
         cancels the run."""
         return run_blocking(lambda: self.run(input, **options))
 
     async def stream(
-        self, input: InputLike, **options: Unpack[RunOptions]
+        self, input: InputLike | RunState, **options: Unpack[RunOptions]
     ) -> AsyncIterator[RunEvent]:
         """Run the agent, yielding events as they happen: ``TextDelta``,
         ``ToolCallStarted``, ``ToolResultReceived``, ``ModelResponseFinished`` and finally
