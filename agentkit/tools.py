@@ -422,15 +422,6 @@ class Tool(Generic[P, R]):
         function: The original function.
     """
 
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    strict: bool
-    timeout: float | None
-    max_retries: int
-    takes_context: bool
-    function: Callable[..., Any]
-
     def __init__(
         self,
         name: str,
@@ -530,15 +521,9 @@ class Tool(Generic[P, R]):
         )
         name = name or str(getattr(function, "__name__", model.__name__))
         return cls(
-            name,
-            description,
-            schema,
-            function,
-            strict=strict,
-            timeout=timeout,
-            max_retries=max_retries,
-            _signature=signature,
-        )
+            name, description, schema, function, strict=strict, timeout=timeout,
+            max_retries=max_retries, _signature=signature,
+        )  # fmt: skip
 
     # --- behaving like the function ---
 
@@ -838,15 +823,10 @@ def tool(
         in_class = bind_owner or (len(parts) > 1 and parts[-2] != "<locals>")
         signature, doc = _function_signature(function, tool_name, in_class, bind_owner)
         made: Tool[P, R] = Tool(
-            tool_name,
-            doc if description is None else description,
-            signature.parameters,
-            function,
-            strict=strict,
-            timeout=timeout,
-            max_retries=max_retries,
+            tool_name, doc if description is None else description, signature.parameters,
+            function, strict=strict, timeout=timeout, max_retries=max_retries,
             _signature=signature,
-        )
+        )  # fmt: skip
         functools.update_wrapper(made, function)
         return made
 
