@@ -1,14 +1,11 @@
 """JSON-schema helpers: Python type → schema, the OpenAI strict-mode transform and checks.
 
-Three jobs, each a pure function over plain ``dict`` schemas:
-
-* :func:`type_schema` turns an annotation into a JSON schema. Common types (scalars,
-  unions, literals, enums, containers, dates, ``Annotated`` constraints) are mapped
-  directly, because asking pydantic for each one would blow the decoration budget; models,
+* :func:`type_schema` maps an annotation to a JSON schema. Common types are mapped here,
+  because asking pydantic for each one would blow the decoration budget; models,
   dataclasses and TypedDicts go through pydantic and land in ``$defs``.
-* :func:`to_strict` rewrites a schema into OpenAI's strict form (every object closed, every
-  property required, optional properties nullable) or says why it cannot.
-* :func:`strict_violations` checks a schema against the strict rules.
+* :func:`to_strict` rewrites a schema into OpenAI's strict form or says why it cannot;
+  :func:`strict_violations` checks a schema against the strict rules.
+* :func:`instance_errors` is a small structural validator for hand-written tool schemas.
 """
 
 from __future__ import annotations
@@ -33,17 +30,10 @@ from pydantic.errors import PydanticUserError
 from pydantic.fields import FieldInfo
 
 __all__ = [
-    "NotStrictError",
-    "StrictSchema",
-    "UnsupportedTypeError",
-    "allows_null",
-    "describe",
-    "instance_errors",
-    "strict_violations",
-    "strip_titles",
-    "to_strict",
+    "NotStrictError", "StrictSchema", "UnsupportedTypeError", "allows_null", "describe",
+    "instance_errors", "resolve_ref", "strict_violations", "strip_titles", "to_strict",
     "type_schema",
-]
+]  # fmt: skip
 
 JsonSchema = dict[str, Any]
 
@@ -96,8 +86,8 @@ _SCALARS: dict[Any, JsonSchema] = {
     int: {"type": "integer"},
     float: {"type": "number"},
     bool: {"type": "boolean"},
-    type(None): {"type": "null"},
-    None: {"type": "null"},
+    type(None): _NULL,
+    None: _NULL,
     datetime.datetime: {"type": "string", "format": "date-time"},
     datetime.date: {"type": "string", "format": "date"},
     datetime.time: {"type": "string", "format": "time"},
@@ -113,6 +103,7 @@ _ARRAYS = {list, abc.Sequence, abc.MutableSequence, typing.List, typing.Sequence
 _SETS = {set, frozenset, abc.Set, abc.MutableSet, typing.Set, typing.FrozenSet}  # noqa: UP006
 _MAPPINGS = {dict, abc.Mapping, abc.MutableMapping, typing.Dict, typing.Mapping}  # noqa: UP006
 _UNIONS = {Union, types.UnionType}
+_ENUM_TYPES = (({str}, "string"), ({bool}, "boolean"), ({int}, "integer"), ({int, float}, "number"))
 _JSON_FIX = (
     "use a JSON-compatible type: str, int, float, bool, a Literal, an Enum, list[T], "
     "dict[str, T], a pydantic model, a dataclass or a TypedDict"
@@ -129,21 +120,29 @@ def type_schema(annotation: Any, defs: dict[str, JsonSchema]) -> JsonSchema:
     if scalar is not None:
         return dict(scalar)
     origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
     if origin is typing.Annotated or origin is typing_extensions.Annotated:
-        base, *metadata = typing.get_args(annotation)
-        return _apply_metadata(type_schema(base, defs), metadata)
+        return _apply_metadata(type_schema(args[0], defs), args[1:])
     if origin in _UNIONS:
-        return _union_schema(typing.get_args(annotation), defs)
+        return _union_schema(args, defs)
     if origin is Literal or origin is typing_extensions.Literal:
-        return _enum_schema(list(typing.get_args(annotation)))
+        return _enum_schema(list(args))
     if annotation in _ARRAYS or origin in _ARRAYS:
-        return {"type": "array", "items": _item_schema(annotation, defs)}
+        return {"type": "array", "items": type_schema(args[0], defs) if args else {}}
     if annotation in _SETS or origin in _SETS:
-        return {"type": "array", "items": _item_schema(annotation, defs), "uniqueItems": True}
+        items = type_schema(args[0], defs) if args else {}
+        return {"type": "array", "items": items, "uniqueItems": True}
     if annotation is tuple or origin is tuple:
-        return _tuple_schema(annotation, defs)
+        return _tuple_schema(args, defs)
     if annotation in _MAPPINGS or origin in _MAPPINGS:
-        return _mapping_schema(annotation, defs)
+        if not args:
+            return {"type": "object"}
+        if args[0] not in (str, int):
+            raise UnsupportedTypeError(
+                f"has keys of type {_type_name(args[0])}; JSON object keys are strings",
+                "use dict[str, T]",
+            )
+        return {"type": "object", "additionalProperties": type_schema(args[1], defs)}
     if annotation is Any:
         return {}
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
@@ -151,11 +150,6 @@ def type_schema(annotation: Any, defs: dict[str, JsonSchema]) -> JsonSchema:
     if hasattr(annotation, "__supertype__"):  # typing.NewType
         return type_schema(annotation.__supertype__, defs)
     return _pydantic_schema(annotation, defs)
-
-
-def _item_schema(annotation: Any, defs: dict[str, JsonSchema]) -> JsonSchema:
-    args = typing.get_args(annotation)
-    return type_schema(args[0], defs) if args else {}
 
 
 def _union_schema(members: tuple[Any, ...], defs: dict[str, JsonSchema]) -> JsonSchema:
@@ -167,10 +161,7 @@ def _union_schema(members: tuple[Any, ...], defs: dict[str, JsonSchema]) -> Json
             continue
         schema = type_schema(member, defs)
         # Flatten nested unions so the model sees one flat list of alternatives.
-        if set(schema) == {"anyOf"}:
-            branches.extend(schema["anyOf"])
-        else:
-            branches.append(schema)
+        branches.extend(schema["anyOf"] if set(schema) == {"anyOf"} else [schema])
     if nullable:
         branches.append(dict(_NULL))
     return branches[0] if len(branches) == 1 else {"anyOf": branches}
@@ -189,21 +180,11 @@ def _enum_schema(values: list[Any]) -> JsonSchema:
         rest = [v for v in values if v is not None]
         return {"anyOf": [_enum_schema(rest), dict(_NULL)]} if rest else dict(_NULL)
     kinds = {type(v) for v in values}
-    schema: JsonSchema = {}
-    if kinds == {str}:
-        schema["type"] = "string"
-    elif kinds == {bool}:
-        schema["type"] = "boolean"
-    elif kinds == {int}:
-        schema["type"] = "integer"
-    elif kinds <= {int, float}:
-        schema["type"] = "number"
-    schema["enum"] = values
-    return schema
+    kind = next((name for allowed, name in _ENUM_TYPES if kinds <= allowed), None)
+    return {"type": kind, "enum": values} if kind else {"enum": values}
 
 
-def _tuple_schema(annotation: Any, defs: dict[str, JsonSchema]) -> JsonSchema:
-    args = typing.get_args(annotation)
+def _tuple_schema(args: tuple[Any, ...], defs: dict[str, JsonSchema]) -> JsonSchema:
     if not args:
         return {"type": "array", "items": {}}
     if len(args) == 2 and args[1] is Ellipsis:
@@ -212,18 +193,6 @@ def _tuple_schema(annotation: Any, defs: dict[str, JsonSchema]) -> JsonSchema:
         return {"type": "array", "maxItems": 0}
     items = [type_schema(arg, defs) for arg in args]
     return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
-
-
-def _mapping_schema(annotation: Any, defs: dict[str, JsonSchema]) -> JsonSchema:
-    args = typing.get_args(annotation)
-    if not args:
-        return {"type": "object"}
-    if args[0] not in (str, int):
-        raise UnsupportedTypeError(
-            f"has keys of type {_type_name(args[0])}; JSON object keys are strings",
-            "use dict[str, T]",
-        )
-    return {"type": "object", "additionalProperties": type_schema(args[1], defs)}
 
 
 def _pydantic_schema(annotation: Any, defs: dict[str, JsonSchema]) -> JsonSchema:
@@ -243,33 +212,31 @@ def _pydantic_schema(annotation: Any, defs: dict[str, JsonSchema]) -> JsonSchema
         raise UnsupportedTypeError(
             f"is the type variable {annotation}, which has no schema", "use a concrete type"
         )
-    is_structured = isinstance(annotation, type) and (
-        issubclass(annotation, BaseModel)
-        or dataclasses.is_dataclass(annotation)
-        or typing_extensions.is_typeddict(annotation)
-    )
     try:
-        schema = TypeAdapter(annotation).json_schema(ref_template="#/$defs/{model}")
+        raw = TypeAdapter(annotation).json_schema(ref_template="#/$defs/{model}")
     except (PydanticUserError, TypeError, ValueError) as exc:
         raise UnsupportedTypeError(
             f"is {_type_name(annotation)}, which pydantic cannot describe as JSON "
             f"({type(exc).__name__})",
             _JSON_FIX,
         ) from None
-    schema = strip_titles(schema)
+    schema: JsonSchema = strip_titles(raw)
     for name, sub in schema.pop("$defs", {}).items():
         _add_def(defs, name, sub)
-    if is_structured and "$ref" not in schema:
+    named = isinstance(annotation, type) and (
+        issubclass(annotation, BaseModel)
+        or dataclasses.is_dataclass(annotation)
+        or typing_extensions.is_typeddict(annotation)
+    )
+    if named and "$ref" not in schema:
         # Named types always go to $defs, so they are described once however often used.
-        name = annotation.__name__
-        _add_def(defs, name, schema)
-        return {"$ref": f"#/$defs/{name}"}
+        _add_def(defs, annotation.__name__, schema)
+        return {"$ref": f"#/$defs/{annotation.__name__}"}
     return schema
 
 
 def _add_def(defs: dict[str, JsonSchema], name: str, schema: JsonSchema) -> None:
-    existing = defs.get(name)
-    if existing is not None and existing != schema:
+    if defs.get(name, schema) != schema:
         raise UnsupportedTypeError(
             f"uses two different types both named {name!r}",
             "rename one of them; schema definitions are keyed by class name",
@@ -277,47 +244,44 @@ def _add_def(defs: dict[str, JsonSchema], name: str, schema: JsonSchema) -> None
     defs[name] = schema
 
 
-def _apply_metadata(schema: JsonSchema, metadata: list[Any]) -> JsonSchema:
+def _apply_metadata(schema: JsonSchema, metadata: tuple[Any, ...]) -> JsonSchema:
     """Apply ``Annotated`` metadata: descriptions (Field wins over a plain string) and
     ``Field``/annotated-types constraints."""
     text: str | None = None
     field_description: str | None = None
-    constraints: list[Any] = []
     for item in metadata:
         if isinstance(item, str):
             text = item
         elif isinstance(item, FieldInfo):
-            if item.description:
-                field_description = item.description
+            field_description = item.description or field_description
             if item.examples:
                 schema["examples"] = list(item.examples)
             if isinstance(item.json_schema_extra, dict):
                 schema.update(item.json_schema_extra)
-            constraints.extend(item.metadata)
+            for constraint in item.metadata:
+                _apply_constraint(schema, constraint)
         else:
-            constraints.append(item)
-    for constraint in constraints:
-        _apply_constraint(schema, constraint)
-    description = field_description or text
-    if description:
-        schema["description"] = description
+            _apply_constraint(schema, item)
+    if field_description or text:
+        schema["description"] = field_description or text
     return schema
 
 
+_BOUNDS = {
+    annotated_types.Gt: ("exclusiveMinimum", "gt"),
+    annotated_types.Ge: ("minimum", "ge"),
+    annotated_types.Lt: ("exclusiveMaximum", "lt"),
+    annotated_types.Le: ("maximum", "le"),
+    annotated_types.MultipleOf: ("multipleOf", "multiple_of"),
+}
+
+
 def _apply_constraint(schema: JsonSchema, constraint: Any) -> None:
-    kind = schema.get("type")
-    if isinstance(constraint, annotated_types.Gt):
-        schema["exclusiveMinimum"] = constraint.gt
-    elif isinstance(constraint, annotated_types.Ge):
-        schema["minimum"] = constraint.ge
-    elif isinstance(constraint, annotated_types.Lt):
-        schema["exclusiveMaximum"] = constraint.lt
-    elif isinstance(constraint, annotated_types.Le):
-        schema["maximum"] = constraint.le
-    elif isinstance(constraint, annotated_types.MultipleOf):
-        schema["multipleOf"] = constraint.multiple_of
+    bound = _BOUNDS.get(type(constraint))
+    if bound is not None:
+        schema[bound[0]] = getattr(constraint, bound[1])
     elif isinstance(constraint, annotated_types.MinLen | annotated_types.MaxLen):
-        suffix = {"array": "Items", "object": "Properties"}.get(kind or "", "Length")
+        suffix = {"array": "Items", "object": "Properties"}.get(schema.get("type", ""), "Length")
         if isinstance(constraint, annotated_types.MinLen):
             schema["min" + suffix] = constraint.min_length
         else:
@@ -336,29 +300,22 @@ def _type_name(annotation: Any) -> str:
 
 # --- schema utilities ---------------------------------------------------------------
 
-_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_VALUES = (
-    "items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else",
-)  # fmt: skip
+#: Keywords whose values are data, not schemas (a "title" key in them is not a title).
+_DATA_KEYWORDS = frozenset({"default", "enum", "const", "examples"})
 
 
-def strip_titles(schema: JsonSchema) -> JsonSchema:
+def strip_titles(schema: Any) -> Any:
     """A copy of ``schema`` without ``title`` keywords (pydantic adds one everywhere; they
     cost tokens and tell the model nothing the property name does not)."""
-    out: JsonSchema = {}
-    for key, value in schema.items():
-        if key == "title" and isinstance(value, str):
-            continue
-        if key in _SCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {k: strip_titles(v) if isinstance(v, dict) else v for k, v in value.items()}
-        elif key in _SCHEMA_LISTS and isinstance(value, list):
-            out[key] = [strip_titles(v) if isinstance(v, dict) else v for v in value]
-        elif key in _SCHEMA_VALUES and isinstance(value, dict):
-            out[key] = strip_titles(value)
-        else:
-            out[key] = value
-    return out
+    if isinstance(schema, list):
+        return [strip_titles(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {
+        key: value if key in _DATA_KEYWORDS else strip_titles(value)
+        for key, value in schema.items()
+        if not (key == "title" and isinstance(value, str))
+    }
 
 
 def allows_null(schema: JsonSchema) -> bool:
@@ -383,8 +340,9 @@ def resolve_ref(root: JsonSchema, ref: str) -> JsonSchema:
     return node
 
 
-def describe(schema: JsonSchema, root: JsonSchema | None = None) -> str:
+def describe(schema: JsonSchema) -> str:
     """A short human (and model) readable name for what ``schema`` accepts."""
+    kind = schema.get("type")
     if "$ref" in schema:
         return "object " + str(schema["$ref"]).rsplit("/", 1)[-1]
     if "enum" in schema:
@@ -392,12 +350,11 @@ def describe(schema: JsonSchema, root: JsonSchema | None = None) -> str:
     if "const" in schema:
         return json.dumps(schema["const"])
     if "anyOf" in schema:
-        return " or ".join(describe(branch, root) for branch in schema["anyOf"])
-    kind = schema.get("type")
+        return " or ".join(describe(branch) for branch in schema["anyOf"])
     if isinstance(kind, list):
         return " or ".join(kind)
     if kind == "array" and isinstance(schema.get("items"), dict) and schema["items"]:
-        return "array of " + describe(schema["items"], root)
+        return "array of " + describe(schema["items"])
     if kind == "string" and "format" in schema:
         return f"string ({schema['format']})"
     return kind if isinstance(kind, str) else "any JSON value"
@@ -436,99 +393,82 @@ def to_strict(schema: JsonSchema) -> StrictSchema:
     """
     if schema.get("type") != "object":
         raise NotStrictError("the root of a tool schema must be an object")
-    converter = _StrictConverter(schema)
-    out = converter.convert(schema, "")
-    defs = schema.get("$defs")
-    if defs:
-        out["$defs"] = {name: converter.convert(sub, f"$defs.{name}") for name, sub in defs.items()}
-    return StrictSchema(out, converter.drops)
+    drops: dict[int, frozenset[str]] = {}
 
-
-class _StrictConverter:
-    def __init__(self, root: JsonSchema) -> None:
-        self.root = root
-        self.drops: dict[int, frozenset[str]] = {}
-
-    def convert(self, node: Any, path: str) -> JsonSchema:
+    def convert(node: Any, path: str) -> JsonSchema:
         where = path or "the root"
         if not isinstance(node, dict) or not node:
             raise NotStrictError(f"{where} accepts any value; strict mode needs a type")
         if "$ref" in node and len(node) > 1:
             # Strict mode does not allow keywords next to $ref: inline the target.
             siblings = {k: v for k, v in node.items() if k != "$ref"}
-            node = {**resolve_ref(self.root, node["$ref"]), **siblings}
+            node = {**resolve_ref(schema, node["$ref"]), **siblings}
         if "allOf" in node:
-            parts = node["allOf"]
-            if len(parts) != 1:
+            if len(node["allOf"]) != 1:
                 raise NotStrictError(f"{where} uses allOf, which strict mode does not support")
-            node = {**{k: v for k, v in node.items() if k != "allOf"}, **parts[0]}
-            return self.convert(node, path)
+            rest = {k: v for k, v in node.items() if k != "allOf"}
+            return convert({**rest, **node["allOf"][0]}, path)
         out: JsonSchema = {}
         notes: list[str] = []
         for key, value in node.items():
-            if key in ("properties", "required", "additionalProperties", "$defs"):
-                continue
             if key in ("anyOf", "oneOf"):
                 # oneOf (pydantic's discriminated unions) accepts a subset of what anyOf
                 # does for disjoint branches, and only anyOf is allowed.
-                out["anyOf"] = [self.convert(b, f"{path}.{key}[{i}]") for i, b in enumerate(value)]
+                out["anyOf"] = [convert(b, f"{path}.{key}[{i}]") for i, b in enumerate(value)]
             elif key == "items":
-                out["items"] = self.convert(value, f"{path}[]")
+                out["items"] = convert(value, f"{path}[]")
             elif key == "format" and value not in STRICT_FORMATS:
                 notes.append(f"Format: {value}.")
             elif key == "uniqueItems":
-                if value:
-                    notes.append("Items must be unique.")
+                notes += ["Items must be unique."] if value else []
             elif key in _NOTED_KEYWORDS:
                 notes.append(_NOTED_KEYWORDS[key].format(value))
             elif key in _STRICT_KEYWORDS:
-                out[key] = value
+                if key not in ("properties", "required", "additionalProperties", "$defs"):
+                    out[key] = value
             elif key not in _DROPPED_KEYWORDS:
                 raise NotStrictError(
                     f"{where} uses {key!r}, which strict mode does not support"
                     + (" (tuples become prefixItems)" if key == "prefixItems" else "")
                 )
         if node.get("type") == "object" or "properties" in node:
-            self._convert_object(node, out, path)
+            if node.get("additionalProperties") not in (None, False):
+                raise NotStrictError(
+                    f"{where} is an object with free-form keys (like dict[str, T]); strict "
+                    "mode needs fixed properties"
+                )
+            if node.get("properties") is None:
+                raise NotStrictError(f"{where} is an object without declared properties")
+            required = set(node.get("required", ()))
+            properties: JsonSchema = {}
+            nullable_optional: list[str] = []
+            for name, sub in node["properties"].items():
+                prop = convert(sub, f"{path}.{name}" if path else name)
+                if name not in required and not allows_null(prop):
+                    prop = _nullable(prop, sub)
+                    nullable_optional.append(name)
+                properties[name] = prop
+            out.update(properties=properties, required=list(properties))
+            out["additionalProperties"] = False
+            if nullable_optional:
+                drops[id(out)] = frozenset(nullable_optional)
         if notes:
-            out["description"] = " ".join(
-                [out["description"], *notes] if out.get("description") else notes
-            )
+            first = [out["description"]] if out.get("description") else []
+            out["description"] = " ".join(first + notes)
         return out
 
-    def _convert_object(self, node: JsonSchema, out: JsonSchema, path: str) -> None:
-        where = path or "the root"
-        extra = node.get("additionalProperties")
-        if extra not in (None, False):
-            raise NotStrictError(
-                f"{where} is an object with free-form keys (like dict[str, T]); strict mode "
-                "needs fixed properties"
-            )
-        properties = node.get("properties")
-        if properties is None:
-            raise NotStrictError(f"{where} is an object without declared properties")
-        required = set(node.get("required", ()))
-        converted: JsonSchema = {}
-        nullable_optional: list[str] = []
-        for name, sub in properties.items():
-            prop = self.convert(sub, f"{path}.{name}" if path else name)
-            if name not in required and not allows_null(prop):
-                prop = _nullable(prop, sub)
-                nullable_optional.append(name)
-            converted[name] = prop
-        out["properties"] = converted
-        out["required"] = list(properties)
-        out["additionalProperties"] = False
-        if nullable_optional:
-            self.drops[id(out)] = frozenset(nullable_optional)
+    out = convert(schema, "")
+    if schema.get("$defs"):
+        defs = schema["$defs"].items()
+        out["$defs"] = {name: convert(sub, f"$defs.{name}") for name, sub in defs}
+    return StrictSchema(out, drops)
 
 
 def _nullable(prop: JsonSchema, original: JsonSchema) -> JsonSchema:
     description = prop.pop("description", None)
+    note = "Null means the default."
     if "default" in original:
         note = f"Null means the default ({json.dumps(original['default'])})."
-    else:
-        note = "Null means the default."
     branches = prop["anyOf"] if set(prop) == {"anyOf"} else [prop]
     return {
         "anyOf": [*branches, dict(_NULL)],
@@ -538,17 +478,17 @@ def _nullable(prop: JsonSchema, original: JsonSchema) -> JsonSchema:
 
 def strict_violations(schema: JsonSchema) -> list[str]:
     """Every way ``schema`` breaks OpenAI's strict rules (empty when it complies)."""
-    problems: list[str] = []
-    if schema.get("type") != "object":
-        problems.append("root: must be an object")
+    problems = [] if schema.get("type") == "object" else ["root: must be an object"]
 
     def check(node: Any, path: str) -> None:
         if not isinstance(node, dict) or not node:
             problems.append(f"{path}: must be a non-empty schema")
             return
-        for key in node:
-            if key not in _STRICT_KEYWORDS:
-                problems.append(f"{path}: keyword {key!r} not allowed")
+        problems.extend(
+            f"{path}: keyword {k!r} not allowed"
+            for k in node
+            if k not in _STRICT_KEYWORDS
+        )
         if "$ref" in node and len(node) > 1:
             problems.append(f"{path}: $ref must stand alone")
         if "format" in node and node["format"] not in STRICT_FORMATS:
@@ -600,32 +540,27 @@ def instance_errors(
     """
     root = schema if root is None else root
     if "$ref" in schema:
-        schema = {
-            **resolve_ref(root, schema["$ref"]),
-            **{k: v for k, v in schema.items() if k != "$ref"},
-        }
-    errors: list[tuple[tuple[Any, ...], str]] = []
+        target = resolve_ref(root, schema["$ref"])
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
     kind = schema.get("type")
     if kind is not None:
         kinds = kind if isinstance(kind, list) else [kind]
         if not any(_is_type(value, k) for k in kinds):
             return [(loc, f"Input should be of type {' or '.join(kinds)}")]
+    errors: list[tuple[tuple[Any, ...], str]] = []
     if "enum" in schema and value not in schema["enum"]:
         errors.append((loc, f"Input should be {describe({'enum': schema['enum']})}"))
     if "const" in schema and value != schema["const"]:
         errors.append((loc, f"Input should be {json.dumps(schema['const'])}"))
     for key in ("anyOf", "oneOf"):
-        if key in schema and not any(
-            not instance_errors(branch, value, root, loc) for branch in schema[key]
-        ):
+        if key in schema and all(instance_errors(b, value, root, loc) for b in schema[key]):
             errors.append((loc, f"Input should be {describe({'anyOf': schema[key]})}"))
     for branch in schema.get("allOf", ()):
         errors.extend(instance_errors(branch, value, root, loc))
     if isinstance(value, dict):
         properties = schema.get("properties", {})
-        for name in schema.get("required", ()):
-            if name not in value:
-                errors.append(((*loc, name), "Field required"))
+        missing = [n for n in schema.get("required", ()) if n not in value]
+        errors.extend(((*loc, name), "Field required") for name in missing)
         extra = schema.get("additionalProperties", True)
         for name, item in value.items():
             if name in properties:

@@ -2,9 +2,9 @@
 
 ``@tool`` reads the signature, type hints and docstring once, at decoration, and builds
 the tool's JSON schema (strict form when possible). ``Tool.invoke`` turns a model's
-arguments into a call: parse, validate with pydantic, run (sync functions in a worker
-thread), and render the result as text. Bad arguments, exceptions and timeouts come back
-as error :class:`ToolResult` values the model can read and correct; they never raise.
+arguments into a call: parse, validate, run (sync functions in a worker thread), and
+render the result as text. Bad arguments, exceptions and timeouts come back as error
+:class:`ToolResult` values the model can read and correct; they never raise.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ from typing_extensions import ParamSpec
 
 from agentkit import schema as _schema
 from agentkit._docstrings import parse_docstring
+from agentkit._secrets import redact
 from agentkit.errors import (
     ToolArgumentsError,
     ToolCallError,
@@ -43,15 +45,35 @@ from agentkit.usage import Usage
 
 if TYPE_CHECKING:
     from agentkit.messages import Message
-    from agentkit.models.base import ToolDefinition
 
-__all__ = ["RunContext", "Tool", "ToolResult", "tool"]
+__all__ = ["RunContext", "Tool", "ToolDefinition", "ToolResult", "tool"]
 
 logger = logging.getLogger("agentkit")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 DepsT = TypeVar("DepsT")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """What a model is told about one tool: name, description and JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    strict: bool = False
+
+    def to_openai(self) -> dict[str, Any]:
+        """The ``tools`` entry of a chat-completions request."""
+        function: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+        }
+        if self.strict:
+            function["strict"] = True
+        return {"type": "function", "function": function}
 
 
 @dataclass(slots=True)
@@ -68,6 +90,7 @@ class RunContext(Generic[DepsT]):
         tool_name: The tool being called (None outside a tool call).
         tool_call_id: The id of the call being answered (None outside a tool call).
         turn: The 1-based number of the current model turn.
+        cancel_event: Set when the tool call is cancelled; read it as :attr:`cancelled`.
     """
 
     deps: DepsT
@@ -76,6 +99,19 @@ class RunContext(Generic[DepsT]):
     tool_name: str | None = None
     tool_call_id: str | None = None
     turn: int = 0
+    cancel_event: threading.Event = field(
+        default_factory=threading.Event, repr=False, compare=False
+    )
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the tool call was cancelled: its timeout passed, or the run was
+        cancelled (Ctrl-C included).
+
+        Python cannot stop a thread from outside, so a sync tool keeps running in its
+        worker thread after a cancellation unless it polls this and returns early.
+        """
+        return self.cancel_event.is_set()
 
 
 @dataclass(slots=True)
@@ -95,26 +131,185 @@ class ToolResult:
     error: ToolCallError | None = None
 
 
-# --- building -----------------------------------------------------------------------
+# --- binding arguments ----------------------------------------------------------------
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MISSING: Any = object()
-_Binder = Callable[[dict[str, Any]], "tuple[tuple[Any, ...], dict[str, Any]]"]
+_Problem = tuple[tuple[Any, ...], str, Any]  # (location, message, given value)
+_EXTRA = "Extra inputs are not permitted"
 
 
 class _BadArguments(Exception):
-    """Validation problems found while binding arguments: ``(location, message, input)``."""
-
-    def __init__(self, problems: list[tuple[tuple[Any, ...], str, Any]]) -> None:
+    def __init__(self, problems: list[_Problem]) -> None:
         super().__init__(problems)
         self.problems = problems
 
 
-def _check_name(name: str) -> None:
+@dataclass(slots=True)
+class _Signature:
+    """How a tool's JSON arguments become a call of its function. Every kind of tool
+    (decorated function, hand-written schema, pydantic model) binds through :meth:`bind`.
+
+    ``validate`` returns the validated values (a dict of parameters, or, when ``whole``,
+    the one object the function receives) or raises ``pydantic.ValidationError`` or
+    ``_BadArguments``.
+    """
+
+    parameters: dict[str, Any]  # the JSON schema, before the strict transform
+    validate: Callable[[dict[str, Any]], Any]
+    context_param: str | None = None
+    positional: tuple[str, ...] = ()  # positional-only parameters, in order
+    defaults: dict[str, Any] = field(default_factory=dict)  # filled in when left out
+    known: frozenset[str] | None = None  # names to check here (validate ignores unknown)
+    whole: bool = False
+    self_param: str | None = None  # 'self'/'cls' of a method: bound by Tool.__get__
+    bind_owner: bool = False  # a classmethod: binds to the class
+
+    def bind(self, data: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        problems: list[_Problem] = []
+        try:
+            value = self.validate(data)
+        except pydantic.ValidationError as exc:
+            problems = [(e["loc"], e["msg"], e.get("input")) for e in exc.errors(include_url=False)]
+        except _BadArguments as bad:
+            problems = bad.problems
+        if self.known is not None:
+            problems += [((k,), _EXTRA, v) for k, v in data.items() if k not in self.known]
+        if problems:
+            raise _BadArguments(problems)
+        if self.whole:
+            return (value,), {}
+        for key, default in self.defaults.items():
+            value.setdefault(key, default)
+        # A positional-only argument the model left out took its default above, so the
+        # ones after it do not shift into its place.
+        return tuple(value.pop(n) for n in self.positional), value
+
+
+def _typed_dict_validator(
+    name: str, annotations: dict[str, Any], optional: set[str]
+) -> Callable[[dict[str, Any]], Any]:
+    """Validation with a TypedDict of the parameters. pydantic compiles it on first use:
+    compiling costs more than the whole decoration budget."""
+    adapter: pydantic.TypeAdapter[Any] | None = None
+
+    def validate(data: dict[str, Any]) -> Any:
+        nonlocal adapter
+        if adapter is None:
+            fields = {
+                n: typing_extensions.NotRequired[a] if n in optional else a
+                for n, a in annotations.items()
+            }
+            arguments = typing_extensions.TypedDict(f"{name}_arguments", fields)  # type: ignore[misc]
+            arguments.__pydantic_config__ = pydantic.ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+            adapter = pydantic.TypeAdapter(arguments)
+        return adapter.validate_python(data)
+
+    return validate
+
+
+def _function_signature(
+    function: Callable[..., Any], name: str, in_class: bool, bind_owner: bool
+) -> tuple[_Signature, str]:
+    """Read ``function`` once: the JSON schema of its parameters, how to bind arguments
+    to it, and its docstring's description."""
+    where = _qualname(function)
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError) as exc:
+        raise ToolDefinitionError(
+            f"Cannot make a tool from {where}: its signature cannot be read ({exc}). "
+            "Fix: wrap it in a plain Python function with annotated parameters."
+        ) from None
+    hints = _type_hints(function, where)
+    doc = parse_docstring(getattr(function, "__doc__", None))
+    signature = _Signature({}, _MISSING, bind_owner=bind_owner)
+    properties: dict[str, Any] = {}
+    defs: dict[str, Any] = {}
+    annotations: dict[str, Any] = {}
+    required: list[str] = []
+    positional: list[str] = []
+    for index, param in enumerate(params):
+        if index == 0 and in_class and param.name in ("self", "cls"):
+            signature.self_param = param.name
+            continue
+        if param.kind is param.VAR_POSITIONAL or param.kind is param.VAR_KEYWORD:
+            stars = "*" if param.kind is param.VAR_POSITIONAL else "**"
+            raise ToolDefinitionError(
+                f"Cannot make a tool from {where}: parameter '{stars}{param.name}' takes a "
+                "variable number of arguments, which a JSON schema cannot describe. Fix: "
+                "declare each parameter explicitly, or take one list/dict parameter."
+            )
+        annotation = hints.get(param.name, _MISSING)
+        if annotation is _MISSING:
+            raise ToolDefinitionError(
+                f"Cannot make a tool from {where}: parameter '{param.name}' has no type "
+                f"annotation. Fix: annotate it, e.g. `{param.name}: str`."
+            )
+        if _is_run_context(annotation):
+            if signature.context_param is not None:
+                raise ToolDefinitionError(
+                    f"Cannot make a tool from {where}: parameters "
+                    f"'{signature.context_param}' and '{param.name}' are both RunContext. "
+                    "Fix: keep one RunContext parameter."
+                )
+            signature.context_param = param.name
+            continue
+        try:
+            prop = _schema.type_schema(annotation, defs)
+        except _schema.UnsupportedTypeError as exc:
+            raise ToolDefinitionError(
+                f"Cannot make a tool from {where}: parameter '{param.name}' {exc.reason}. "
+                f"Fix: {exc.fix}."
+            ) from None
+        if "description" not in prop and param.name in doc.params:
+            prop["description"] = doc.params[param.name]
+        default = param.default
+        if default is param.empty:
+            default = _field_default(annotation)  # Annotated[T, Field(default=...)]
+            if default is not _MISSING:
+                signature.defaults[param.name] = default
+        elif param.kind is param.POSITIONAL_ONLY:
+            signature.defaults[param.name] = default
+        if default is _MISSING:
+            required.append(param.name)
+        elif (jsonable := _jsonable(default)) is not _MISSING:
+            prop["default"] = jsonable
+        if param.kind is param.POSITIONAL_ONLY:
+            positional.append(param.name)
+        properties[param.name] = prop
+        annotations[param.name] = annotation
+    signature.parameters = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    if defs:
+        signature.parameters["$defs"] = defs
+    signature.positional = tuple(positional)
+    signature.validate = _typed_dict_validator(name, annotations, set(annotations) - {*required})
+    return signature, doc.description
+
+
+def _schema_signature(parameters: dict[str, Any], function: Callable[..., Any]) -> _Signature:
+    """A hand-written schema: the function gets the checked arguments as keywords."""
+
+    def validate(data: dict[str, Any]) -> dict[str, Any]:
+        problems = _schema.instance_errors(parameters, data)
+        if problems:
+            raise _BadArguments([(loc, msg, _input_at(data, loc)) for loc, msg in problems])
+        return data
+
+    return _Signature(parameters, validate, _context_param(function))
+
+
+def _check_name(name: str, function: Callable[..., Any]) -> None:
     if not _NAME.match(name):
         raise ToolDefinitionError(
-            f"Tool name {name!r} is invalid: names must be 1-64 characters of letters, "
-            "digits, '_' or '-'. Fix: pass name='...' to @tool or Tool()."
+            f"Cannot make a tool from {_qualname(function)}: its name {name!r} is not a "
+            "valid tool name (1-64 letters, digits, '_' or '-'). Fix: pass name='...' to "
+            "@tool, Tool() or Tool.from_model()."
         )
 
 
@@ -125,20 +320,14 @@ def _is_run_context(annotation: Any) -> bool:
 
 
 def _is_async(function: Callable[..., Any]) -> bool:
-    if inspect.iscoroutinefunction(function):
-        return True
     call = getattr(function, "__call__", None)  # noqa: B004 - callable objects
-    return call is not None and inspect.iscoroutinefunction(call)
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
 
 
 def _type_hints(function: Callable[..., Any], where: str) -> dict[str, Any]:
-    target = (
-        function
-        if inspect.isfunction(function) or inspect.ismethod(function)
-        else (
-            getattr(function, "__call__", function)  # noqa: B004
-        )
-    )
+    target = function
+    if not (inspect.isfunction(function) or inspect.ismethod(function)):
+        target = getattr(function, "__call__", function)  # noqa: B004
     try:
         return typing.get_type_hints(target, include_extras=True)
     except NameError as first:
@@ -160,14 +349,21 @@ def _type_hints(function: Callable[..., Any], where: str) -> dict[str, Any]:
         ) from None
 
 
-def _find_context_param(function: Callable[..., Any], where: str) -> str | None:
+def _context_param(function: Callable[..., Any]) -> str | None:
     try:
-        signature = inspect.signature(function)
+        names = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return None
-    hints = _type_hints(function, where)
-    names = [n for n in signature.parameters if n in hints and _is_run_context(hints[n])]
-    return names[0] if names else None
+    hints = _type_hints(function, _qualname(function))
+    return next((n for n in names if n in hints and _is_run_context(hints[n])), None)
+
+
+def _field_default(annotation: Any) -> Any:
+    if typing.get_origin(annotation) is typing.Annotated:
+        for item in typing.get_args(annotation)[1:]:
+            if isinstance(item, FieldInfo) and not item.is_required():
+                return item.get_default(call_default_factory=True)
+    return _MISSING
 
 
 def _jsonable(value: Any) -> Any:
@@ -183,156 +379,25 @@ def _qualname(function: Callable[..., Any]) -> str:
     return f"function '{module}.{name}'" if module else f"function '{name}'"
 
 
-def _defined_in_class(function: Callable[..., Any]) -> bool:
-    parts = getattr(function, "__qualname__", "").split(".")
-    return len(parts) > 1 and parts[-2] != "<locals>"
-
-
-@dataclass(slots=True)
-class _Analysis:
-    """Everything @tool learns from a function, once."""
-
-    parameters: dict[str, Any]
-    description: str
-    annotations: dict[str, Any]  # parameter → annotation, for the validator
-    required: set[str]
-    field_defaults: dict[str, Any]  # defaults given only through Field(default=...)
-    positional_only: list[str]
-    context_param: str | None
-    self_param: str | None
-    positional_defaults: dict[str, Any] = field(default_factory=dict)
-
-
-def _analyse(function: Callable[..., Any], description: str | None, bound: bool) -> _Analysis:
-    where = _qualname(function)
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError) as exc:
-        raise ToolDefinitionError(
-            f"Cannot make a tool from {where}: its signature cannot be read ({exc}). "
-            "Fix: wrap it in a plain Python function with annotated parameters."
-        ) from None
-    hints = _type_hints(function, where)
-    doc = parse_docstring(getattr(function, "__doc__", None))
-    properties: dict[str, Any] = {}
-    defs: dict[str, Any] = {}
-    analysis = _Analysis(
-        {}, doc.description if description is None else description, {}, set(), {}, [], None, None
-    )
-    for index, param in enumerate(signature.parameters.values()):
-        if index == 0 and bound and param.name in ("self", "cls"):
-            analysis.self_param = param.name
-            continue
-        if param.kind is param.VAR_POSITIONAL or param.kind is param.VAR_KEYWORD:
-            stars = "*" if param.kind is param.VAR_POSITIONAL else "**"
-            raise ToolDefinitionError(
-                f"Cannot make a tool from {where}: parameter '{stars}{param.name}' takes a "
-                "variable number of arguments, which a JSON schema cannot describe. Fix: "
-                "declare each parameter explicitly, or take one list/dict parameter."
-            )
-        annotation = hints.get(param.name, _MISSING)
-        if annotation is _MISSING:
-            raise ToolDefinitionError(
-                f"Cannot make a tool from {where}: parameter '{param.name}' has no type "
-                f"annotation. Fix: annotate it, e.g. `{param.name}: str`."
-            )
-        if _is_run_context(annotation):
-            if analysis.context_param is not None:
-                raise ToolDefinitionError(
-                    f"Cannot make a tool from {where}: parameters "
-                    f"'{analysis.context_param}' and '{param.name}' are both RunContext. "
-                    "Fix: keep one RunContext parameter."
-                )
-            analysis.context_param = param.name
-            continue
-        try:
-            prop = _schema.type_schema(annotation, defs)
-        except _schema.UnsupportedTypeError as exc:
-            raise ToolDefinitionError(
-                f"Cannot make a tool from {where}: parameter '{param.name}' {exc.reason}. "
-                f"Fix: {exc.fix}."
-            ) from None
-        if "description" not in prop and param.name in doc.params:
-            prop["description"] = doc.params[param.name]
-        default = param.default
-        if default is param.empty:
-            default = _field_default(annotation)
-            if default is not _MISSING:
-                analysis.field_defaults[param.name] = default
-        if default is param.empty or default is _MISSING:
-            analysis.required.add(param.name)
-        else:
-            jsonable = _jsonable(default)
-            if jsonable is not _MISSING:
-                prop["default"] = jsonable
-        if param.kind is param.POSITIONAL_ONLY:
-            analysis.positional_only.append(param.name)
-            if param.name not in analysis.required:
-                analysis.positional_defaults[param.name] = default
-        properties[param.name] = prop
-        analysis.annotations[param.name] = annotation
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "required": [n for n in properties if n in analysis.required],
-        "additionalProperties": False,
-    }
-    if defs:
-        schema["$defs"] = defs
-    analysis.parameters = schema
-    return analysis
-
-
-def _field_default(annotation: Any) -> Any:
-    if typing.get_origin(annotation) is typing.Annotated:
-        for item in typing.get_args(annotation)[1:]:
-            if isinstance(item, FieldInfo) and not item.is_required():
-                return item.get_default(call_default_factory=True)
-    return _MISSING
-
-
-def _signature_binder(analysis: _Analysis, name: str) -> _Binder:
-    """Validate with a TypedDict built from the annotations; the pydantic validator is
-    compiled on first use (building it costs more than the whole decoration budget)."""
-    adapter: list[pydantic.TypeAdapter[Any]] = []
-    positional = analysis.positional_only
-    field_defaults = analysis.field_defaults
-
-    def build() -> pydantic.TypeAdapter[Any]:
-        fields = {
-            n: (
-                a
-                if n in analysis.required and n not in field_defaults
-                else typing_extensions.NotRequired[a]
-            )
-            for n, a in analysis.annotations.items()
-        }
-        arguments = typing_extensions.TypedDict(f"{name}_arguments", fields)  # type: ignore[misc]
-        arguments.__pydantic_config__ = pydantic.ConfigDict(extra="forbid")  # type: ignore[attr-defined]
-        return pydantic.TypeAdapter(arguments)
-
-    def bind(data: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        if not adapter:
-            adapter.append(build())
-        try:
-            values: dict[str, Any] = adapter[0].validate_python(data)
-        except pydantic.ValidationError as exc:
-            raise _BadArguments(
-                [(e["loc"], e["msg"], e.get("input")) for e in exc.errors(include_url=False)]
-            ) from None
-        for key, default in field_defaults.items():
-            values.setdefault(key, default)
-        if positional:
-            # A positional-only argument the model left out takes its default, so the
-            # ones after it do not shift into its place.
-            args = [
-                values.pop(n) if n in values else analysis.positional_defaults[n]
-                for n in positional
-            ]
-            return tuple(args), values
-        return (), values
-
-    return bind
+def _drop_nulls(value: Any, node: dict[str, Any], strict: _schema.StrictSchema) -> Any:
+    """Remove ``null`` from properties strict mode made nullable (null = "use default")."""
+    if "$ref" in node:
+        node = _schema.resolve_ref(strict.schema, node["$ref"])
+    if isinstance(value, dict):
+        names = strict.null_means_default.get(id(node))
+        if names:
+            value = {k: v for k, v in value.items() if not (v is None and k in names)}
+        properties = node.get("properties")
+        if properties:
+            value = {
+                k: _drop_nulls(v, properties[k], strict) if k in properties else v
+                for k, v in value.items()
+            }
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        value = [_drop_nulls(v, node["items"], strict) for v in value]
+    for branch in node.get("anyOf", ()):
+        value = _drop_nulls(value, branch, strict)
+    return value
 
 
 # --- the Tool -----------------------------------------------------------------------
@@ -357,15 +422,6 @@ class Tool(Generic[P, R]):
         function: The original function.
     """
 
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    strict: bool
-    timeout: float | None
-    max_retries: int
-    takes_context: bool
-    function: Callable[..., Any]
-
     def __init__(
         self,
         name: str,
@@ -376,39 +432,17 @@ class Tool(Generic[P, R]):
         strict: bool | None = None,
         timeout: float | None = None,
         max_retries: int = 2,
+        _signature: _Signature | None = None,
     ) -> None:
-        if parameters.get("type") != "object":
-            raise ToolDefinitionError(
-                f"Tool {name!r}: parameters must be a JSON schema of type 'object', got "
-                f"{json.dumps(parameters)[:80]}. Fix: wrap them as "
-                '{"type": "object", "properties": {...}}.'
-            )
-        original = copy.deepcopy(parameters)
-
-        def bind(data: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            problems = _schema.instance_errors(original, data)
-            if problems:
-                raise _BadArguments([(loc, msg, _input_at(data, loc)) for loc, msg in problems])
-            return (), data
-
-        context = _find_context_param(function, _qualname(function))
-        self._setup(
-            name, description, original, function, strict, timeout, max_retries, bind, context
-        )
-
-    def _setup(
-        self,
-        name: str,
-        description: str,
-        parameters: dict[str, Any],
-        function: Callable[..., Any],
-        strict: bool | None,
-        timeout: float | None,
-        max_retries: int,
-        binder: _Binder,
-        context_param: str | None,
-    ) -> None:
-        _check_name(name)
+        if _signature is None:  # a hand-written schema
+            if parameters.get("type") != "object":
+                raise ToolDefinitionError(
+                    f"Tool {name!r}: parameters must be a JSON schema of type 'object', got "
+                    f"{json.dumps(parameters)[:80]}. Fix: wrap them as "
+                    '{"type": "object", "properties": {...}}.'
+                )
+            _signature = _schema_signature(copy.deepcopy(parameters), function)
+        _check_name(name, function)
         if timeout is not None and timeout <= 0:
             raise ToolDefinitionError(f"Tool {name!r}: timeout must be > 0, got {timeout!r}.")
         if max_retries < 0:
@@ -420,94 +454,41 @@ class Tool(Generic[P, R]):
         self.function = function
         self.timeout = timeout
         self.max_retries = max_retries
-        self.takes_context = context_param is not None
-        self._context_param = context_param
-        self._binder = binder
+        self.takes_context = _signature.context_param is not None
+        self._signature = _signature
+        self._needs_instance = _signature.self_param
+        self._is_async = _is_async(function)
+        self._definition: ToolDefinition | None = None
+        schema = _signature.parameters
         # Optional parameters whose type rejects null: a null from the model means "use
         # the default" (strict mode makes them nullable; some models send null anyway).
-        required = set(parameters.get("required", ()))
+        required = set(schema.get("required", ()))
         self._null_top = frozenset(
             n
-            for n, p in parameters.get("properties", {}).items()
+            for n, p in schema.get("properties", {}).items()
             if n not in required and isinstance(p, dict) and not _schema.allows_null(p)
         )
         self._null_nested: _schema.StrictSchema | None = None
-        self._is_async = _is_async(function)
-        self._needs_instance: str | None = None
-        self._bind_owner = False
-        self._definition: ToolDefinition | None = None
-        strict_schema: _schema.StrictSchema | None = None
-        reason = ""
-        if strict is not False:
-            try:
-                strict_schema = _schema.to_strict(parameters)
-            except _schema.NotStrictError as exc:
-                reason = str(exc)
-        if strict and strict_schema is None:
-            raise ToolDefinitionError(
-                f"Tool {name!r} cannot use strict mode: {reason}. Fix: change that "
-                "parameter's type, or pass strict=None (strict when possible) or False."
-            )
-        self.strict = strict_schema is not None
-        if strict_schema is not None:
-            self.parameters = strict_schema.schema
-            nested = {
-                k: v
-                for k, v in strict_schema.null_means_default.items()
-                if k != id(strict_schema.schema)
-            }
-            if nested:
-                # Only pay for the walk when a nested object has optional fields.
-                self._null_nested = _schema.StrictSchema(strict_schema.schema, nested)
-        else:
-            self.parameters = parameters
-
-    @classmethod
-    def _from_function(
-        cls,
-        function: Callable[..., Any],
-        *,
-        name: str | None,
-        description: str | None,
-        strict: bool | None,
-        timeout: float | None,
-        max_retries: int,
-    ) -> Tool[Any, Any]:
-        bind_owner = False
-        if isinstance(function, staticmethod):
-            function = function.__func__
-        elif isinstance(function, classmethod):
-            function = function.__func__
-            bind_owner = True
-        if not callable(function):
-            raise ToolDefinitionError(
-                f"@tool needs a function, got {type(function).__name__}. Fix: decorate a "
-                "def or async def."
-            )
-        tool_name = name if name is not None else getattr(function, "__name__", "")
-        if not tool_name or not _NAME.match(tool_name):
-            raise ToolDefinitionError(
-                f"Cannot make a tool from {_qualname(function)}: its name {tool_name!r} is "
-                "not a valid tool name (1-64 letters, digits, '_' or '-'). Fix: pass "
-                "@tool(name='...')."
-            )
-        analysis = _analyse(function, description, bind_owner or _defined_in_class(function))
-        self = cls.__new__(cls)
-        self._setup(
-            tool_name,
-            analysis.description,
-            analysis.parameters,
-            function,
-            strict,
-            timeout,
-            max_retries,
-            _signature_binder(analysis, tool_name),
-            analysis.context_param,
-        )
-        self._needs_instance = analysis.self_param
-        self._bind_owner = bind_owner
-        functools.update_wrapper(self, function)
-        return self
+        self.strict = False
+        self.parameters = schema
+        if strict is False:
+            return
+        try:
+            strict_schema = _schema.to_strict(schema)
+        except _schema.NotStrictError as exc:
+            if strict:
+                raise ToolDefinitionError(
+                    f"Tool {name!r} cannot use strict mode: {exc}. Fix: change that "
+                    "parameter's type, or pass strict=None (strict when possible) or False."
+                ) from None
+            return
+        self.strict = True
+        self.parameters = strict_schema.schema
+        nested = {
+            k: v for k, v in strict_schema.null_means_default.items() if k != id(self.parameters)
+        }
+        if nested:  # only pay for the walk when a nested object has optional fields
+            self._null_nested = _schema.StrictSchema(self.parameters, nested)
 
     @classmethod
     def from_model(
@@ -531,33 +512,18 @@ class Tool(Generic[P, R]):
         model_doc = schema.pop("description", "")
         if description is None:
             description = parse_docstring(function.__doc__).description or model_doc
-        if model.model_config.get("extra") != "allow":
+        extra = model.model_config.get("extra")
+        if extra != "allow":
             schema["additionalProperties"] = False
-
-        def validate(data: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            try:
-                return (model.model_validate(data),), {}
-            except pydantic.ValidationError as exc:
-                raise _BadArguments(
-                    [(e["loc"], e["msg"], e.get("input")) for e in exc.errors(include_url=False)]
-                ) from None
-
-        bind: _Binder = validate
-        if model.model_config.get("extra") != "allow":
-            bind = _forbid_unknown(validate, set(schema.get("properties", {})))
-        self = cls.__new__(cls)
-        self._setup(
-            name or str(getattr(function, "__name__", model.__name__)),
-            description,
-            schema,
-            function,
-            strict,
-            timeout,
-            max_retries,
-            bind,
-            _find_context_param(function, _qualname(function)),
+        known = None if extra in ("allow", "forbid") else frozenset(schema.get("properties", {}))
+        signature = _Signature(
+            schema, model.model_validate, _context_param(function), known=known, whole=True
         )
-        return self
+        name = name or str(getattr(function, "__name__", model.__name__))
+        return cls(
+            name, description, schema, function, strict=strict, timeout=timeout,
+            max_retries=max_retries, _signature=signature,
+        )  # fmt: skip
 
     # --- behaving like the function ---
 
@@ -574,7 +540,7 @@ class Tool(Generic[P, R]):
         the schema); a classmethod tool binds to the class."""
         if self._needs_instance is None:
             return self
-        target = owner if self._bind_owner else instance
+        target = owner if self._signature.bind_owner else instance
         if target is None:
             return self
         bound: Tool[..., R] = copy.copy(self)
@@ -589,11 +555,8 @@ class Tool(Generic[P, R]):
 
     @property
     def definition(self) -> ToolDefinition:
-        """The :class:`~agentkit.models.ToolDefinition` sent to models (built once)."""
+        """The :class:`ToolDefinition` sent to models (built once)."""
         if self._definition is None:
-            # Imported here: models sit above tools in the layering.
-            from agentkit.models.base import ToolDefinition
-
             self._definition = ToolDefinition(
                 self.name, self.description, self.parameters, self.strict
             )
@@ -613,7 +576,8 @@ class Tool(Generic[P, R]):
 
         Never raises for bad arguments, an exception in the function or a timeout: those
         come back as ``ToolResult(is_error=True)`` with a message the model can act on.
-        Cancellation of the surrounding task propagates.
+        Cancellation of the surrounding task propagates. On a timeout or a cancellation,
+        ``context.cancelled`` becomes true (a sync function cannot be stopped otherwise).
         """
         if self._needs_instance is not None:
             raise ToolDefinitionError(
@@ -622,73 +586,63 @@ class Tool(Generic[P, R]):
             )
         try:
             args, kwargs = self._bind_arguments(arguments)
-        except ToolArgumentsError as error:
-            return ToolResult(content=str(error), is_error=True, error=error)
-        if self._context_param is not None:
-            kwargs[self._context_param] = context if context is not None else RunContext(None)
+        except ToolArgumentsError as bad:
+            return ToolResult(content=str(bad), is_error=True, error=bad)
+        if self._signature.context_param is not None:
+            context = context if context is not None else RunContext(None)
+            kwargs[self._signature.context_param] = context
         try:
-            if self.timeout is None:
-                value = await self._run(args, kwargs)
-            else:
-                with anyio.move_on_after(self.timeout) as scope:
-                    value = await self._run(args, kwargs)
-                if scope.cancelled_caught:
-                    message = (
-                        f"Tool '{self.name}' did not finish within {self.timeout:g} seconds "
-                        "and was cancelled."
-                    )
-                    return ToolResult(
-                        content=message,
-                        is_error=True,
-                        error=ToolTimeout(message, tool_name=self.name, timeout=self.timeout),
-                    )
-            content = _to_text(value)
+            with anyio.move_on_after(self.timeout) as scope:
+                if self._is_async:
+                    value = await self.function(*args, **kwargs)
+                else:
+                    # A thread cannot be stopped: on cancellation it is abandoned, and
+                    # learns of it through ctx.cancelled.
+                    call = functools.partial(self.function, *args, **kwargs)
+                    value = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+            if not scope.cancelled_caught:
+                return ToolResult(content=_to_text(value), value=value)
         except Exception as exc:
             return self._failure(exc)
-        return ToolResult(content=content, value=value)
-
-    async def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if self._is_async:
-            return await self.function(*args, **kwargs)
-        call = functools.partial(self.function, *args, **kwargs)
-        # Abandon the worker thread on timeout so the loop is not held hostage; the
-        # thread finishes in the background.
-        return await anyio.to_thread.run_sync(call, abandon_on_cancel=self.timeout is not None)
+        except BaseException:  # cancelled, Ctrl-C
+            if context is not None:
+                context.cancel_event.set()
+            raise
+        if context is not None:
+            context.cancel_event.set()
+        timeout = self.timeout or 0.0
+        message = f"Tool '{self.name}' did not finish within {timeout:g} seconds and was cancelled."
+        error = ToolTimeout(message, tool_name=self.name, timeout=timeout)
+        return ToolResult(content=message, is_error=True, error=error)
 
     def _failure(self, exc: Exception) -> ToolResult:
         text = str(exc)
+        shown = redact(text)  # the message reaches the model, the next request and logs
         kind = type(exc).__name__
-        message = (
-            f"Tool '{self.name}' raised {kind}: {text}"
-            if text
-            else (f"Tool '{self.name}' raised {kind}")
-        )
+        message = f"Tool '{self.name}' raised {kind}" + (f": {shown}" if shown else "")
         logger.debug("tool %s raised %s", self.name, kind)
         error = ToolError(message, tool_name=self.name, exception=exc)
-        error.__cause__ = exc
+        if shown == text:
+            # Chained only when clean: a printed traceback shows the cause's text.
+            error.__cause__ = exc
         return ToolResult(content=message, is_error=True, error=error)
 
     def _bind_arguments(
         self, arguments: str | Mapping[str, Any] | None
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        data: Any
-        if arguments is None:
+        data: Any = arguments
+        if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
             data = {}
         elif isinstance(arguments, str):
-            if not arguments.strip():
-                data = {}
-            else:
-                try:
-                    data = json.loads(arguments)
-                except json.JSONDecodeError as exc:
-                    raise self._arguments_error(
-                        f"the arguments are not valid JSON ({exc.msg} at line {exc.lineno} "
-                        f"column {exc.colno}). Send a single JSON object."
-                    ) from None
+            try:
+                data = json.loads(arguments)
+            except json.JSONDecodeError as exc:
+                raise self._arguments_error(
+                    f"the arguments are not valid JSON ({exc.msg} at line {exc.lineno} "
+                    f"column {exc.colno}). Send a single JSON object."
+                ) from None
         elif isinstance(arguments, Mapping):
             data = dict(arguments)
-        else:
-            data = arguments
         if not isinstance(data, dict):
             raise self._arguments_error(
                 f"the arguments must be a JSON object, got {_json_kind(data)} "
@@ -699,7 +653,7 @@ class Tool(Generic[P, R]):
         if self._null_nested is not None:
             data = _drop_nulls(data, self._null_nested.schema, self._null_nested)
         try:
-            return self._binder(data)
+            return self._signature.bind(data)
         except _BadArguments as bad:
             lines = [
                 _problem_line(loc, msg, given, self.parameters) for loc, msg, given in bad.problems
@@ -710,8 +664,8 @@ class Tool(Generic[P, R]):
             ) from None
         except Exception as exc:  # a validator in user code raised something unexpected
             raise self._arguments_error(
-                f"validating them raised {type(exc).__name__}: {exc}. Fix the arguments "
-                f"and call '{self.name}' again."
+                f"validating them raised {type(exc).__name__}: {redact(str(exc))}. Fix the "
+                f"arguments and call '{self.name}' again."
             ) from exc
 
     def _arguments_error(self, detail: str, *, multiline: bool = False) -> ToolArgumentsError:
@@ -721,67 +675,39 @@ class Tool(Generic[P, R]):
         )
 
 
-def _forbid_unknown(bind: _Binder, known: set[str]) -> _Binder:
-    def checked(data: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        unknown = [k for k in data if k not in known]
-        try:
-            result = bind(data)
-        except _BadArguments as bad:
-            bad.problems.extend(((k,), "Extra inputs are not permitted", data[k]) for k in unknown)
-            raise
-        if unknown:
-            raise _BadArguments(
-                [((k,), "Extra inputs are not permitted", data[k]) for k in unknown]
-            )
-        return result
-
-    return checked
-
-
-def _drop_nulls(value: Any, node: dict[str, Any], strict: _schema.StrictSchema) -> Any:
-    """Remove ``null`` from properties strict mode made nullable (null = "use default")."""
-    if "$ref" in node:
-        node = _schema.resolve_ref(strict.schema, node["$ref"])
-    if isinstance(value, dict):
-        names = strict.null_means_default.get(id(node))
-        if names:
-            value = {k: v for k, v in value.items() if not (v is None and k in names)}
-        properties = node.get("properties")
-        if properties:
-            value = {
-                k: _drop_nulls(v, properties[k], strict) if k in properties else v
-                for k, v in value.items()
-            }
-    elif isinstance(value, list) and isinstance(node.get("items"), dict):
-        value = [_drop_nulls(v, node["items"], strict) for v in value]
-    for branch in node.get("anyOf", ()):
-        value = _drop_nulls(value, branch, strict)
-    return value
-
-
 # --- messages for the model -----------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _to_text(value: Any) -> str:
+    """The text the model reads. It is always valid UTF-8, so it can be sent: undecodable
+    bytes and lone surrogates (``os.fsdecode`` of a bad file name) become U+FFFD."""
     if isinstance(value, str):
-        return value
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
     if value is None:
         return ""
-    return pydantic_core.to_json(value, serialize_unknown=True).decode()
+    try:
+        return pydantic_core.to_json(value, serialize_unknown=True).decode()
+    except pydantic_core.PydanticSerializationError:
+        # Bad bytes or surrogates inside the value: bytes as base64, text cleaned.
+        plain = pydantic_core.to_jsonable_python(
+            value, serialize_unknown=True, bytes_mode="base64"
+        )
+        return _to_text(json.dumps(plain, ensure_ascii=False, separators=(",", ":")))
+
+
+_JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean", int: "a number"}
 
 
 def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
     if value is None:
         return "null"
-    return f"a {type(value).__name__}"
+    return _JSON_KINDS.get(type(value)) or (
+        "a number" if isinstance(value, float) else f"a {type(value).__name__}"
+    )
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -823,7 +749,7 @@ def _problem_line(
         expected = _schema_at(parameters, loc)
         detail = f" (expected {_schema.describe(expected)})" if expected else ""
         return f"- {where}: missing required field{detail}"
-    if message == "Extra inputs are not permitted":
+    if message == _EXTRA:
         parent = _schema_at(parameters, loc[:-1]) or {}
         allowed = ", ".join(parent.get("properties", {})) or "none"
         return f"- {where}: unknown field (allowed: {allowed})"
@@ -882,13 +808,26 @@ def tool(
     """
 
     def decorate(function: Callable[P, R]) -> Tool[P, R]:
-        return Tool._from_function(
-            function,
-            name=name,
-            description=description,
-            strict=strict,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        bind_owner = isinstance(function, classmethod)
+        if isinstance(function, staticmethod | classmethod):
+            function = function.__func__
+        if not callable(function):
+            raise ToolDefinitionError(
+                f"@tool needs a function, got {type(function).__name__}. Fix: decorate a "
+                "def or async def."
+            )
+        tool_name = name if name is not None else getattr(function, "__name__", "")
+        _check_name(tool_name, function)
+        # A function defined in a class body: its first parameter may be self/cls.
+        parts = getattr(function, "__qualname__", "").split(".")
+        in_class = bind_owner or (len(parts) > 1 and parts[-2] != "<locals>")
+        signature, doc = _function_signature(function, tool_name, in_class, bind_owner)
+        made: Tool[P, R] = Tool(
+            tool_name, doc if description is None else description, signature.parameters,
+            function, strict=strict, timeout=timeout, max_retries=max_retries,
+            _signature=signature,
+        )  # fmt: skip
+        functools.update_wrapper(made, function)
+        return made
 
     return decorate if func is None else decorate(func)

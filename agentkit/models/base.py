@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from agentkit.messages import Message
 from agentkit.settings import ModelSettings
+from agentkit.tools import ToolDefinition
 from agentkit.usage import Usage
 
 __all__ = [
@@ -30,27 +31,6 @@ __all__ = [
 
 FinishReason = str
 """``"stop"``, ``"tool_calls"``, ``"length"``, ``"content_filter"`` (or a server's own)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolDefinition:
-    """What a model is told about one tool: name, description and JSON schema."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    strict: bool = False
-
-    def to_openai(self) -> dict[str, Any]:
-        """The ``tools`` entry of a chat-completions request."""
-        function: dict[str, Any] = {
-            "name": self.name,
-            "description": self.description,
-            "parameters": self.parameters,
-        }
-        if self.strict:
-            function["strict"] = True
-        return {"type": "function", "function": function}
 
 
 @dataclass(frozen=True, slots=True)
