@@ -20,9 +20,9 @@ Rules for doc authors:
    ``~/models/*.gguf`` paths shown on a page exist (as links to the bundled model).
 4. ```python title="name.py" also saves the block as that file (other blocks can import
    it). A title naming a ``test_*.py`` file marks a pytest file: it is saved, not executed
-   in the page, and pytest runs it in a subprocess twice, once with ``--agentkit-record``
-   (the fake server standing in for OpenAI) and once offline with no key and no base URL;
-   every test must pass both times.
+   in the page; pytest runs it in a subprocess with ``--agentkit-record`` (the fake server
+   standing in for OpenAI, answering :data:`RECORD_REPLIES`) and, when that recorded
+   cassettes, once more offline with no key and no base URL: every test must pass.
 5. ```python {test="skip" reason="..."} leaves a block out only when it truly cannot run
    here; it is reported as a skipped test with that reason, never as a pass.
 6. Blocks that use the offline model (``model="local"``) are slow: keep them few.
@@ -30,7 +30,6 @@ Rules for doc authors:
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import io
 import os
@@ -227,12 +226,17 @@ def run_block(block: Block, page: Path, namespace: dict[str, Any]) -> None:
 
 
 def run_test_file(path: Path, cwd: Path, server: FakeOpenAIServer) -> None:
-    """Run the pytest file ``path`` twice: recording cassettes against ``server``, then
-    replaying them offline with no key and no base URL."""
+    """Run the pytest file ``path`` recording its cassettes against ``server``, then, if it
+    recorded any, again offline with no key and no base URL, replaying them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTEST_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(cwd), str(ROOT), env.get("PYTHONPATH", "")])
     online = {**env, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": server.api_key}
     for run_env, extra in ((online, ["--agentkit-record"]), (env, [])):
+        if run_env is env:
+            assert server.pending == 0, f"{server.pending} RECORD_REPLIES were never asked for"
+            server.stop()  # offline means offline
+            if not any(cwd.rglob("cassettes/*.jsonl")):
+                break  # nothing to replay: the offline run would repeat the first
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
              str(path.relative_to(cwd)), *extra],
@@ -383,7 +387,7 @@ def test_printed_output_is_checked() -> None:
     run_block(Block(10, code), page, {})
     with pytest.raises(AssertionError, match=r"p\.md:11: the page says this prints '2'"):
         run_block(Block(10, "x = 1\nprint(x + 2)  # -> 2\n"), page, {})
-    with pytest.raises(ValueError, match="line 3 calls print with the comment 'e.g. 3'"):
+    with pytest.raises(ValueError, match=r"line 3 calls print with the comment 'e\.g\. 3'"):
         expected_prints("x = 1\nprint(x + 2)  # e.g. 3\n", 2)
     # Prose comments on other lines, and '->' inside strings, are not expectations.
     assert expected_prints("y = 1  # one\nprint('-> x')  # -> -> x\n", 1) == {2: "-> x"}
