@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -208,21 +209,24 @@ def load_object(target: str) -> Any:
             f"expected MODULE:ATTRIBUTE (e.g. myapp.agents:agent) or FILE.py:ATTRIBUTE, "
             f"got {target!r}"
         )
-    if where.endswith(".py") or "/" in where or os.sep in where:
-        module = _import_file(Path(where))
-    else:
+    is_file = where.endswith(".py") or "/" in where or os.sep in where
+    if not is_file:
         cwd = os.getcwd()
         if cwd not in sys.path and "" not in sys.path:
             sys.path.insert(0, cwd)
-        try:
-            module = importlib.import_module(where)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not where.startswith(exc.name):
-                raise
-            raise CLIError(
-                f"cannot import {where!r} (no module named {exc.name!r}); run from the "
-                "directory that contains it, or give a file path: path/to/file.py:attr"
-            ) from None
+    try:
+        module = _import_file(Path(where)) if is_file else importlib.import_module(where)
+    except CLIError:
+        raise
+    except ModuleNotFoundError as exc:
+        if is_file or exc.name is None or not where.startswith(exc.name):
+            raise CLIError(_import_failure(where, exc)) from None
+        raise CLIError(
+            f"cannot import {where!r} (no module named {exc.name!r}); run from the "
+            "directory that contains it, or give a file path: path/to/file.py:attr"
+        ) from None
+    except Exception as exc:  # the user's module failed while running: say where, briefly
+        raise CLIError(_import_failure(where, exc)) from None
     value: Any = module
     for part in attr.split("."):
         try:
@@ -243,8 +247,26 @@ def _import_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     # Registered before running so dataclasses and pydantic can resolve the module.
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
+
+
+def _import_failure(where: str, exc: Exception) -> str:
+    """One line naming the file and line where importing ``where`` failed, and why."""
+    if isinstance(exc, SyntaxError):
+        filename, line, why = exc.filename, exc.lineno, f"{type(exc).__name__}: {exc.msg}"
+    else:
+        # The innermost module-level frame is the import statement or line that failed,
+        # in the target or in a module it imports; deeper frames are library internals.
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.name == "<module>"]
+        filename, line = (frames[-1].filename, frames[-1].lineno) if frames else (where, None)
+        why = f"{type(exc).__name__}: {exc}"
+    return (f"cannot import {where!r} ({filename}, line {line}): {' '.join(why.split())}; "
+            "fix that line and retry")
 
 
 def load_tools(targets: Sequence[str]) -> list[Tool[Any, Any] | Callable[..., Any]]:
