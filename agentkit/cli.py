@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -159,7 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _models(args_list[1:])
     parser = build_parser()
     args = parser.parse_args(args_list)
-    _configure_logging(args.verbose)
+    with _logging_to_stderr(args.verbose):
+        return _command(parser, args)
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "models":
         return _models(args.models_args)
     try:
@@ -189,10 +193,25 @@ def _models(rest: list[str]) -> int:
     return models_main(rest)
 
 
-def _configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="agentkit %(levelname)s: %(message)s",
-                        stream=sys.stderr)
+@contextlib.contextmanager
+def _logging_to_stderr(verbosity: int) -> Iterator[None]:
+    """With -v (INFO: requests, tool calls, timings) or -vv (DEBUG), print the "agentkit"
+    logger on stderr for the duration of the command, then restore it (``main`` can be
+    called more than once in a process)."""
+    if not verbosity:
+        yield
+        return
+    logger = logging.getLogger("agentkit")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s agentkit %(levelname)s: %(message)s"))
+    level = logger.level
+    logger.setLevel(logging.INFO if verbosity == 1 else logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 # --- loading user code ------------------------------------------------------------------

@@ -234,3 +234,11 @@ class ModelRequestsBlocked(AgentkitError):
 
 class CassetteMismatch(AgentkitError):
     """In replay mode a request differed from the recorded one; the message shows the diff."""
+
+
+class LocalModelCorrupted(LocalModelNotFound):
+    """The offline model file is on disk but does not hash to the sha256 recorded when it
+    was pulled; the message names the file and the command that downloads it again."""
+
+
+__all__ += ["LocalModelCorrupted"]

@@ -319,6 +319,7 @@ async def _loop(
             settings=settings,
             response_format=response_format,
         )
+        started = time.perf_counter()
         response = _answer_from_observers(observers, spec.model, request)
         if response is not None:
             if stream and response.message.text:
@@ -337,6 +338,10 @@ async def _loop(
         else:
             response = await spec.model.request(request)
         state.usage.add(response.usage)
+        logger.info("model %s answered turn %d in %.2fs (finish %s, %d tool calls, %d tokens)",
+                    spec.model.name, state.turn, time.perf_counter() - started,
+                    response.finish_reason, len(response.message.tool_calls),
+                    response.usage.total_tokens)
         message = _normalise(response.message, state.seen_call_ids, state.turn)
         if message is not response.message:
             response = dataclasses.replace(response, message=message)
@@ -388,6 +393,8 @@ async def _loop(
                 state.messages.append(
                     Message.tool(call.id, result.content, name=call.name, is_error=result.is_error)
                 )
+                logger.info("tool %s %s in %.2fs", call.name,
+                            "failed" if result.is_error else "returned", duration)
                 yield ToolResultReceived(call, result, duration)
                 if call.name == FINAL_RESULT_TOOL and use_output_tool and not result.is_error:
                     final = result.value

@@ -360,6 +360,41 @@ def test_run_reports_a_run_error_with_exit_code_1(
     assert "OutputTruncated" in capsys.readouterr().err
 
 
+VERBOSE_AGENT = '''
+from agentkit import Agent, tool
+from agentkit.testing import TestModel
+
+
+@tool
+def lookup_order(order_id: int) -> str:
+    """Find an order by its number."""
+    return "shipped"
+
+
+agent = Agent(model=TestModel(), tools=[lookup_order])
+'''
+
+
+@pytest.mark.parametrize("flags", [[], ["-v"], ["-vv"]])
+def test_verbose_logs_model_turns_and_tool_calls_with_timings(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    (tmp_path / "verbose_agent.py").write_text(VERBOSE_AGENT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentkit", *flags, "run", "verbose_agent:agent", "hi"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    tool_lines = [line for line in lines if "tool lookup_order" in line]
+    model_lines = [line for line in lines if "model test answered turn 1" in line]
+    if not flags:
+        assert proc.stderr == ""
+        return
+    assert len(tool_lines) == 1 and re.search(r"returned in \d+\.\d+s", tool_lines[0])
+    assert len(model_lines) == 1 and re.search(r"in \d+\.\d+s", model_lines[0])
+
+
 # --- help, version, models -------------------------------------------------------------------
 
 
