@@ -18,7 +18,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -158,7 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _models(args_list[1:])
     parser = build_parser()
     args = parser.parse_args(args_list)
-    _configure_logging(args.verbose)
+    with _logging_to_stderr(args.verbose):
+        return _command(parser, args)
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "models":
         return _models(args.models_args)
     try:
@@ -188,10 +193,25 @@ def _models(rest: list[str]) -> int:
     return models_main(rest)
 
 
-def _configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="agentkit %(levelname)s: %(message)s",
-                        stream=sys.stderr)
+@contextlib.contextmanager
+def _logging_to_stderr(verbosity: int) -> Iterator[None]:
+    """With -v (INFO: requests, tool calls, timings) or -vv (DEBUG), print the "agentkit"
+    logger on stderr for the duration of the command, then restore it (``main`` can be
+    called more than once in a process)."""
+    if not verbosity:
+        yield
+        return
+    logger = logging.getLogger("agentkit")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s agentkit %(levelname)s: %(message)s"))
+    level = logger.level
+    logger.setLevel(logging.INFO if verbosity == 1 else logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 # --- loading user code ------------------------------------------------------------------
@@ -208,21 +228,24 @@ def load_object(target: str) -> Any:
             f"expected MODULE:ATTRIBUTE (e.g. myapp.agents:agent) or FILE.py:ATTRIBUTE, "
             f"got {target!r}"
         )
-    if where.endswith(".py") or "/" in where or os.sep in where:
-        module = _import_file(Path(where))
-    else:
+    is_file = where.endswith(".py") or "/" in where or os.sep in where
+    if not is_file:
         cwd = os.getcwd()
         if cwd not in sys.path and "" not in sys.path:
             sys.path.insert(0, cwd)
-        try:
-            module = importlib.import_module(where)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not where.startswith(exc.name):
-                raise
-            raise CLIError(
-                f"cannot import {where!r} (no module named {exc.name!r}); run from the "
-                "directory that contains it, or give a file path: path/to/file.py:attr"
-            ) from None
+    try:
+        module = _import_file(Path(where)) if is_file else importlib.import_module(where)
+    except CLIError:
+        raise
+    except ModuleNotFoundError as exc:
+        if is_file or exc.name is None or not where.startswith(exc.name):
+            raise CLIError(_import_failure(where, exc)) from None
+        raise CLIError(
+            f"cannot import {where!r} (no module named {exc.name!r}); run from the "
+            "directory that contains it, or give a file path: path/to/file.py:attr"
+        ) from None
+    except Exception as exc:  # the user's module failed while running: say where, briefly
+        raise CLIError(_import_failure(where, exc)) from None
     value: Any = module
     for part in attr.split("."):
         try:
@@ -243,8 +266,26 @@ def _import_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     # Registered before running so dataclasses and pydantic can resolve the module.
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
+
+
+def _import_failure(where: str, exc: Exception) -> str:
+    """One line naming the file and line where importing ``where`` failed, and why."""
+    if isinstance(exc, SyntaxError):
+        filename, line, why = exc.filename, exc.lineno, f"{type(exc).__name__}: {exc.msg}"
+    else:
+        # The innermost module-level frame is the import statement or line that failed,
+        # in the target or in a module it imports; deeper frames are library internals.
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.name == "<module>"]
+        filename, line = (frames[-1].filename, frames[-1].lineno) if frames else (where, None)
+        why = f"{type(exc).__name__}: {exc}"
+    return (f"cannot import {where!r} ({filename}, line {line}): {' '.join(why.split())}; "
+            "fix that line and retry")
 
 
 def load_tools(targets: Sequence[str]) -> list[Tool[Any, Any] | Callable[..., Any]]:

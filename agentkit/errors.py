@@ -21,6 +21,7 @@ __all__ = [
     "ConfigurationError",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "LocalModelCorrupted",
     "LocalModelNotFound",
     "MaxTurnsExceeded",
     "MissingAPIKey",
@@ -88,6 +89,11 @@ class MissingAPIKey(ConfigurationError):
 
 class LocalModelNotFound(ConfigurationError):
     """The offline model file is not on disk; the message gives the command that pulls it."""
+
+
+class LocalModelCorrupted(LocalModelNotFound):
+    """The offline model file is on disk but does not hash to the sha256 recorded when it
+    was pulled; the message names the file and the command that downloads it again."""
 
 
 class ModelDownloadError(AgentkitError):

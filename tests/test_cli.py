@@ -320,6 +320,34 @@ def test_run_reports_bad_targets_in_one_line(
     assert err.count("\n") == 1
 
 
+BROKEN_MODULES = {
+    # module text, the line that fails, words the message must contain
+    "syntax": ("from agentkit import Agent\n\nagent = Agent(\n", 3, "SyntaxError"),
+    "failing_import": ("import os\nimport no_such_dependency_xyz\n", 2,
+                       "No module named 'no_such_dependency_xyz'"),
+    "raising": ("x = 1\nraise RuntimeError('config missing:\\nset FOO')\n", 2,
+                "RuntimeError: config missing: set FOO"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_MODULES))
+@pytest.mark.parametrize("as_file", [False, True], ids=["module", "file"])
+def test_run_reports_a_target_that_fails_to_import_in_one_line(
+    agents_dir: Path, capsys: pytest.CaptureFixture[str], kind: str, as_file: bool
+) -> None:
+    text, line, words = BROKEN_MODULES[kind]
+    path = agents_dir / f"broken_{kind}.py"
+    path.write_text(text)
+    sys.modules.pop(path.stem, None)
+    target = f"{path}:agent" if as_file else f"{path.stem}:agent"
+    assert main(["run", target, "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("agentkit: error: ")
+    assert f"{path.name}, line {line}" in err and str(path) in err
+    assert words in err
+
+
 def test_run_reports_a_run_error_with_exit_code_1(
     agents_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -330,6 +358,41 @@ def test_run_reports_a_run_error_with_exit_code_1(
     """))
     assert main(["run", "failing_agent:agent", "hi"]) == 1
     assert "OutputTruncated" in capsys.readouterr().err
+
+
+VERBOSE_AGENT = '''
+from agentkit import Agent, tool
+from agentkit.testing import TestModel
+
+
+@tool
+def lookup_order(order_id: int) -> str:
+    """Find an order by its number."""
+    return "shipped"
+
+
+agent = Agent(model=TestModel(), tools=[lookup_order])
+'''
+
+
+@pytest.mark.parametrize("flags", [[], ["-v"], ["-vv"]])
+def test_verbose_logs_model_turns_and_tool_calls_with_timings(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    (tmp_path / "verbose_agent.py").write_text(VERBOSE_AGENT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentkit", *flags, "run", "verbose_agent:agent", "hi"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    tool_lines = [line for line in lines if "tool lookup_order" in line]
+    model_lines = [line for line in lines if "model test answered turn 1" in line]
+    if not flags:
+        assert proc.stderr == ""
+        return
+    assert len(tool_lines) == 1 and re.search(r"returned in \d+\.\d+s", tool_lines[0])
+    assert len(model_lines) == 1 and re.search(r"in \d+\.\d+s", model_lines[0])
 
 
 # --- help, version, models -------------------------------------------------------------------

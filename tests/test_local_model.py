@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -206,3 +207,45 @@ async def test_schema_the_grammar_cannot_express_is_a_configuration_error(
     odd = ToolDefinition("odd", "Odd schema.", obj({"x": {"type": "frobnicate"}}, ["x"]))
     with pytest.raises(ConfigurationError, match="cannot use this request's tool"):
         await model.request(ModelRequest([Message.user("hi")], [odd]))
+
+
+def _listening_sockets() -> set[str]:
+    """This process's sockets another program could connect to: listening TCP sockets, and
+    listening Unix sockets with a name (a path that exists, or an abstract ``@name``)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/self/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.add(f"{table} {fields[1]}")
+    for line in Path("/proc/self/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        listening = fields[3] == "00010000"  # __SO_ACCEPTCON
+        if listening and fields[6] in inodes and len(fields) > 7:
+            name = fields[7]
+            if name.startswith("@") or os.path.exists(name):
+                found.add(f"unix {name}")
+    return found
+
+
+@pytest.mark.local_model
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="reads Linux /proc")
+async def test_a_local_run_opens_no_socket_anyone_can_connect_to(model: LocalModel) -> None:
+    before = _listening_sockets()
+    # An n_ctx no other test uses, so this test loads its own llama.cpp instance.
+    fresh = LocalModel(model.path, n_ctx=768, max_tokens=4)
+    during: set[str] = set()
+    items = 0
+    async for _ in fresh.stream(ModelRequest([Message.user("hi")])):
+        during |= _listening_sockets()
+        items += 1
+    assert items > 0
+    assert during - before == set()

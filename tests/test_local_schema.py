@@ -269,3 +269,16 @@ def test_a_repeated_answered_call_is_detected_so_the_model_is_made_to_answer() -
     assert not _repeats_an_answered_call(Message.assistant("It rains."), history)
     # Asked but not yet answered: running it is still useful.
     assert not _repeats_an_answered_call(again, history[:2])
+
+
+def test_tool_descriptions_read_as_sentences_without_doubled_periods() -> None:
+    from agentkit.models._local_schema import describe_tool
+
+    line = describe_tool(WEATHER)
+    assert ".." not in line
+    assert line == (
+        "- get_weather: Get the current weather for a city. Arguments: city (string): City "
+        "name. unit (\"c\" | \"f\", optional)."
+    )
+    bare = ToolDefinition("ping", "Ping the server", {"type": "object", "properties": {}})
+    assert describe_tool(bare) == "- ping: Ping the server. No arguments."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -15,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from agentkit import model_store
-from agentkit.errors import AgentkitError, ConfigurationError, LocalModelNotFound
+from agentkit.errors import (
+    AgentkitError,
+    ConfigurationError,
+    LocalModelCorrupted,
+    LocalModelNotFound,
+)
 from agentkit.model_store import ModelSpec
 
 PAYLOAD = b"GGUF" + bytes(range(256)) * 40
@@ -101,8 +107,8 @@ def test_pull_extracts_verifies_and_lists(fake_model: ModelSpec, home: Path) -> 
     assert path == home / "models" / "tiny.gguf"
     assert path.read_bytes() == PAYLOAD
     assert model_store.resolve("tiny") == path
-    # No temporary leftovers next to the model.
-    assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.gguf"]
+    # No temporary leftovers next to the model (only the record of its sha256).
+    assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.gguf", "tiny.gguf.sha256"]
     (listed,) = model_store.list_models()
     assert (listed.name, listed.path, listed.size) == ("tiny", path, len(PAYLOAD))
 
@@ -166,3 +172,81 @@ def test_main_rejects_bad_usage() -> None:
 
 def _fields(spec: ModelSpec) -> dict[str, object]:
     return {name: getattr(spec, name) for name in ModelSpec.__dataclass_fields__}
+
+
+def _corrupt(path: Path) -> None:
+    """Flip bytes in the middle of ``path``, keeping its size."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupted_file_of_the_right_size_is_refused_with_the_fix(
+    fake_model: ModelSpec, home: Path
+) -> None:
+    path = model_store.pull("tiny")
+    _corrupt(path)
+    for name_or_path in ("tiny", path):
+        with pytest.raises(LocalModelCorrupted) as info:
+            model_store.resolve(name_or_path)
+        message = str(info.value)
+        assert str(path) in message and "corrupted" in message
+        assert "agentkit models pull tiny --force" in message
+    # The pull command it names repairs the file.
+    assert model_store.main(["pull", "tiny", "--force"], stdout=io.StringIO(),
+                            stderr=io.StringIO()) == 0
+    assert model_store.resolve("tiny").read_bytes() == PAYLOAD
+
+
+def test_a_registered_file_without_a_record_is_checked_against_the_pinned_hash(
+    fake_model: ModelSpec, home: Path
+) -> None:
+    # A model pulled by an older agentkit has no record next to it.
+    path = home / "models" / "tiny.gguf"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(PAYLOAD)
+    assert model_store.resolve("tiny") == path
+    _corrupt(path)
+    with pytest.raises(LocalModelCorrupted):
+        model_store.resolve("tiny")
+
+
+def test_the_hash_is_computed_once_then_trusted_until_the_file_changes(
+    fake_model: ModelSpec, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = model_store.pull("tiny")
+    hashed: list[Path] = []
+    real_sha256 = model_store._sha256
+
+    def counting_sha256(p: Path) -> str:
+        hashed.append(p)
+        return real_sha256(p)
+
+    monkeypatch.setattr(model_store, "_sha256", counting_sha256)
+    for _ in range(3):
+        model_store.resolve("tiny")
+    assert hashed == []  # pull recorded the hash and the file's identity
+    os.utime(path, ns=(0, 0))  # changed (here only its mtime): checked again, once
+    model_store.resolve("tiny")
+    model_store.resolve("tiny")
+    assert hashed == [path]
+
+
+def test_models_list_flags_a_corrupted_file(fake_model: ModelSpec, home: Path) -> None:
+    path = home / "models" / "tiny.gguf"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(PAYLOAD)
+    (home / "models" / "other.gguf").write_bytes(b"GGUF any file")
+    out = io.StringIO()
+    assert model_store.main(["list"], stdout=out, stderr=io.StringIO()) == 0
+    assert "CORRUPTED" not in out.getvalue()
+    _corrupt(path)
+    out = io.StringIO()
+    assert model_store.main(["list"], stdout=out, stderr=io.StringIO()) == 0
+    lines = out.getvalue().splitlines()
+    (tiny,) = [line for line in lines if line.startswith("tiny ")]
+    (other,) = [line for line in lines if line.startswith("other ")]
+    assert "CORRUPTED" in tiny and "agentkit models pull tiny --force" in tiny
+    assert "CORRUPTED" not in other
+    assert [m.corrupted for m in model_store.list_models()] == [False, True]

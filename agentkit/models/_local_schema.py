@@ -214,9 +214,14 @@ def describe_tool(tool: ToolDefinition) -> str:
         text = f"{name} ({_type_text(schema)}{'' if name in required else ', optional'})"
         if schema.get("description"):
             text += f": {schema['description']}"
-        args.append(text)
-    line = f"- {tool.name}: {tool.description or 'no description'}"
-    return line + (f" Arguments: {'; '.join(args)}." if args else " No arguments.")
+        args.append(_sentence(text))
+    line = f"- {tool.name}: {_sentence(tool.description or 'no description')}"
+    return line + (f" Arguments: {' '.join(args)}" if args else " No arguments.")
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with exactly one period (descriptions may or may not have one)."""
+    return text.strip().rstrip(".") + "."
 
 
 def system_prompt(instructions: str, plan: ReplyPlan) -> str:

@@ -5,10 +5,11 @@ No API key, no network: ``LocalModel()`` runs the bundled SmolLM2-135M (pulled o
 Tool calls are always well-formed because the reply is grammar-constrained to a JSON schema
 built from the request's tools (see :mod:`agentkit.models._local_schema`).
 
-One llama.cpp server is loaded per (file, n_ctx, threads) and shared by every LocalModel in
-the process. Loading and generation run in a worker thread, never on the event loop, and a
-lock serialises requests to one server: it holds a single decoding slot, and nothing shows
-it is safe to enter concurrently.
+One llama.cpp instance is loaded per (file, n_ctx, threads) and shared by every LocalModel
+in the process; requests go through its in-process API, and the HTTP server xllamacpp starts
+beside it is made unreachable (see ``_Engine._load``). Loading and generation run in a
+worker thread, never on the event loop, and a lock serialises requests to one instance: it
+holds a single decoding slot, and nothing shows it is safe to enter concurrently.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import json
 import logging
 import math
 import os
+import secrets
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +32,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from agentkit._progress import Progress
 from agentkit.errors import ConfigurationError, ContextLengthExceeded, ModelError
 from agentkit.messages import Message
 from agentkit.model_store import DEFAULT_MODEL, resolve
@@ -86,14 +92,31 @@ class _Engine:
             params.cpuparams.n_threads = self.threads
             params.cpuparams_batch.n_threads = self.threads
             params.verbosity = 0
+            # xllamacpp always starts llama.cpp's HTTP server next to the in-process API we
+            # use; by default it is an unauthenticated TCP port any local web page could
+            # drive. Bind it to a Unix socket in a private directory and unlink it once
+            # listening (nothing can connect), behind a random key and no CORS.
+            params.api_keys = [secrets.token_urlsafe(32)]
+            params.cors_origins = ""
+            params.cors_credentials = False
+            params.n_threads_http = 1
+            private = tempfile.mkdtemp(prefix="agentkit-") if os.name == "posix" else None
+            if private is not None:
+                params.hostnames = [os.path.join(private, "llama.sock")]
+            started = time.perf_counter()
             try:
-                self._server = xllamacpp.Server(params)
+                with Progress(f"loading {self.path.name}", transient=True):
+                    self._server = xllamacpp.Server(params)
             except RuntimeError as exc:
                 raise ConfigurationError(
                     f"llama.cpp could not load {str(self.path)!r} ({exc}); is it a GGUF "
                     "chat model? Re-pull the bundled one with `agentkit models pull --force`"
                 ) from None
-            logger.debug("loaded local model %s (n_ctx=%d)", self.path, self.n_ctx)
+            finally:
+                if private is not None:
+                    shutil.rmtree(private, ignore_errors=True)
+            logger.info("loaded local model %s (n_ctx=%d) in %.1fs", self.path, self.n_ctx,
+                        time.perf_counter() - started)
         return self._server
 
     def load(self) -> None:
