@@ -1,9 +1,9 @@
 """Retries and client-side rate limiting for model backends.
 
-:class:`RetryPolicy` decides, with tenacity, whether a failed attempt is tried again and
-how long to wait (exponential backoff with full jitter, or the server's ``retry-after``
-hint up to a cap), within ``max_attempts`` and a total ``deadline``. A backend signals "this
-attempt may succeed if repeated" by raising :class:`TransientError`; anything else is final.
+:class:`RetryPolicy` decides whether a failed attempt is tried again and how long to wait
+(exponential backoff with full jitter, or the server's ``retry-after`` hint up to a cap),
+within ``max_attempts`` and a total ``deadline``. A backend signals "this attempt may
+succeed if repeated" by raising :class:`TransientError`; anything else is final.
 
 :class:`RateLimit` holds requests-per-minute and tokens-per-minute token buckets shared by
 every run that uses the same model object, pauses everyone after a 429, and reads the
@@ -21,14 +21,14 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 import anyio
-import tenacity
 
-from agentkit.errors import ModelError, ModelHTTPError
+from agentkit.errors import ModelError
 
 __all__ = [
     "RateLimit",
@@ -36,6 +36,7 @@ __all__ = [
     "TransientError",
     "parse_reset_duration",
     "parse_retry_after",
+    "plural",
 ]
 
 logger = logging.getLogger("agentkit")
@@ -45,6 +46,13 @@ ClockFn = Callable[[], float]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
+E = TypeVar("E", bound=ModelError)
+
+
+def plural(count: float, word: str) -> str:
+    """``"1 attempt"``, ``"3 attempts"``, ``"0.5 seconds"``."""
+    return f"{count:g} {word}" if count == 1 else f"{count:g} {word}s"
+
 
 class TransientError(Exception):
     """One attempt failed in a way another attempt may fix (internal to backends).
@@ -52,7 +60,7 @@ class TransientError(Exception):
     Args:
         reason: Short description for the retry log line (never holds a secret).
         build_error: Makes the error the user sees if no attempt succeeds; it receives the
-            number of attempts made and a note on why retrying stopped.
+            number of attempts made and a sentence saying why retrying stopped.
         retry_after: The server's hint, in seconds, before trying again.
         counts_as_request: Whether the server answered (so the attempt counts in usage).
     """
@@ -182,106 +190,92 @@ class RetryPolicy:
     def attempts(self, what: str) -> RetryAttempts:
         """Iterate attempts of one call: ``async for attempt in policy.attempts("x"):
         with attempt: ...``. Raises the final error (from :class:`TransientError`) when
-        retrying stops; ``.failed_answered`` counts failed attempts the server answered.
+        retrying stops; ``.answered`` counts the attempts the server answered.
         """
         return RetryAttempts(self, what)
 
 
 class RetryAttempts:
-    """The attempts of one retried call: tenacity drives the loop, this object supplies
-    the wait and stop rules and counts failed attempts the server answered."""
+    """The attempts of one retried call, and the one count of what they cost.
+
+    Iterating yields this object once per attempt; the ``with`` block around an attempt
+    records how it ended. :attr:`answered` counts every attempt the server answered (and
+    may bill): successes, final errors and :class:`TransientError` s that say so. It is
+    written on every error raised from here (``requests_answered``), and backends put it
+    in the usage of their response.
+    """
 
     def __init__(self, policy: RetryPolicy, what: str) -> None:
         self.policy = policy
         self.what = what
-        self.start = policy.clock()
-        self.stop_note = ""
-        self.failed_answered = 0
-        self._retrying = tenacity.AsyncRetrying(
-            sleep=policy.sleep,
-            stop=self._stop,
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(TransientError),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        self._iter: AsyncIterator[tenacity.AttemptManager] | None = None
+        self.number = 0
+        self.answered = 0
+        self._start = policy.clock()
+        self._failure: TransientError | None = None
 
     def __aiter__(self) -> RetryAttempts:
         return self
 
-    async def __anext__(self) -> tenacity.AttemptManager:
-        if self._iter is None:
-            self._iter = self._retrying.__aiter__()
-        failure: TransientError | None = None
-        try:
-            return await self._iter.__anext__()
-        except TransientError as exc:
-            failure = exc
-        except ModelHTTPError as exc:  # a final answer such as 400 or 401: not retried
-            exc.requests_answered = self.failed_answered + 1
-            raise
-        # Raised outside the except block so the final error chains to nothing: the
-        # backend's own exceptions may quote secrets back.
-        error = failure.build_error(self._attempt_count(), self.stop_note)
-        # tenacity computes the wait (where answered attempts are counted) before the
-        # stop decision, so the last attempt is already in failed_answered.
-        error.requests_answered = self.failed_answered
-        raise error
-
-    def _attempt_count(self) -> int:
-        return int(self._retrying.statistics.get("attempt_number", 1))
-
-    @staticmethod
-    def _transient(state: tenacity.RetryCallState) -> TransientError | None:
-        outcome = state.outcome
-        if outcome is None or not outcome.failed:
-            return None
-        exc = outcome.exception()
-        return exc if isinstance(exc, TransientError) else None
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = self._transient(state)
-        if exc is not None and exc.counts_as_request:
-            self.failed_answered += 1
-        if exc is not None and exc.retry_after is not None:
-            return exc.retry_after
-        return self.policy.backoff(state.attempt_number)
-
-    def _stop(self, state: tenacity.RetryCallState) -> bool:
-        policy = self.policy
-        exc = self._transient(state)
-        if state.attempt_number >= policy.max_attempts:
-            self.stop_note = f"gave up after {state.attempt_number} attempt(s) (max_attempts)"
-            return True
-        if exc is not None and exc.retry_after is not None and (
-            exc.retry_after > policy.max_retry_after
-        ):
-            self.stop_note = (
-                f"the server asked to wait {exc.retry_after:.1f}s, more than "
-                f"RetryPolicy.max_retry_after={policy.max_retry_after:g}s"
+    async def __anext__(self) -> RetryAttempts:
+        failure, self._failure = self._failure, None
+        if failure is None and self.number:
+            raise StopAsyncIteration
+        if failure is not None:
+            policy = self.policy
+            wait = failure.retry_after
+            if wait is None:
+                wait = policy.backoff(self.number)
+            note = self._stop_note(wait, hinted=failure.retry_after is not None)
+            if note is not None:
+                # Raised outside any except block, so the final error chains to nothing:
+                # the backend's own exceptions may quote secrets back.
+                raise self.bill(failure.build_error(self.number, note))
+            logger.warning(
+                "agentkit: %s failed (%s); retrying in %.2fs (attempt %d of %d)",
+                self.what, failure.reason, wait, self.number + 1, policy.max_attempts,
             )
-            return True
-        elapsed = policy.clock() - self.start
-        if elapsed + state.upcoming_sleep > policy.deadline:
-            self.stop_note = (
-                f"the next retry would pass the {policy.deadline:g}s deadline "
-                f"({elapsed:.1f}s spent, next wait {state.upcoming_sleep:.1f}s)"
-            )
-            return True
+            await policy.sleep(wait)
+        self.number += 1
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None or isinstance(exc, ModelError):  # an answer, or a final error such as 400
+            self.answered += 1
+            if exc is not None:
+                self.bill(exc)
+            return False
+        if isinstance(exc, TransientError):
+            self.answered += exc.counts_as_request
+            self._failure = exc
+            return True  # swallowed: __anext__ retries or raises the final error
         return False
 
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
-        exc = self._transient(state)
-        reason = exc.reason if exc is not None else "unknown error"
-        logger.warning(
-            "agentkit: %s failed (%s); retrying in %.2fs (attempt %d of %d)",
-            self.what,
-            reason,
-            state.upcoming_sleep,
-            state.attempt_number + 1,
-            self.policy.max_attempts,
-        )
+    def bill(self, error: E) -> E:
+        """``error`` with :attr:`answered` as its ``requests_answered``."""
+        error.requests_answered = self.answered
+        return error
+
+    def _stop_note(self, wait: float, *, hinted: bool) -> str | None:
+        policy = self.policy
+        if self.number >= policy.max_attempts:
+            return f"Gave up after {plural(self.number, 'attempt')} (max_attempts)."
+        if hinted and wait > policy.max_retry_after:
+            return (
+                f"The server asked to wait {wait:.1f}s, more than "
+                f"RetryPolicy.max_retry_after={policy.max_retry_after:g}s."
+            )
+        elapsed = policy.clock() - self._start
+        if elapsed + wait > policy.deadline:
+            return (
+                f"The next retry would pass the {policy.deadline:g}s deadline "
+                f"({elapsed:.1f}s spent, next wait {wait:.1f}s)."
+            )
+        return None
 
 
 class _Bucket:

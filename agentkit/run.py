@@ -35,7 +35,7 @@ from agentkit.errors import (
 )
 from agentkit.messages import Message, ToolCall, normalize_arguments, to_openai
 from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta, closing_stream
-from agentkit.observers import RunObserver, active_observers
+from agentkit.observers import RunObserver, active_observers, wrap_model
 from agentkit.output import FINAL_RESULT_TOOL, OutputSpec
 from agentkit.settings import ModelSettings
 from agentkit.tools import RunContext, Tool, ToolResult
@@ -287,6 +287,8 @@ async def _render_instructions(spec: RunSpec, state: _RunState) -> str | None:
 async def _loop(
     spec: RunSpec, state: _RunState, stream: bool, observers: tuple[RunObserver, ...]
 ) -> AsyncGenerator[RunEvent, None]:
+    # Test doubles and helpers stand in front of the model, once per run.
+    model = wrap_model(spec.model, observers)
     tools_by_name = {t.name: t for t in spec.tools}
     definitions = [t.definition for t in spec.tools]
     response_format: dict[str, Any] | None = None
@@ -319,12 +321,9 @@ async def _loop(
             settings=settings,
             response_format=response_format,
         )
-        response = _answer_from_observers(observers, spec.model, request)
-        if response is not None:
-            if stream and response.message.text:
-                yield TextDelta(response.message.text)
-        elif stream:
-            async with closing_stream(spec.model.stream(request)) as items:
+        response = None
+        if stream:
+            async with closing_stream(model.stream(request)) as items:
                 async for item in items:
                     if isinstance(item, TextDelta):
                         yield item
@@ -335,7 +334,7 @@ async def _loop(
                     f"model {spec.model.name!r} ended its stream without a final response"
                 )
         else:
-            response = await spec.model.request(request)
+            response = await model.request(request)
         state.usage.add(response.usage)
         message = _normalise(response.message, state.seen_call_ids, state.turn)
         if message is not response.message:
@@ -426,17 +425,6 @@ async def _loop(
 
 
 _NO_OUTPUT: Any = object()
-
-def _answer_from_observers(
-    observers: tuple[RunObserver, ...], model: Model, request: ModelRequest
-) -> ModelResponse | None:
-    """The first observer's answer to ``request`` (a cassette replaying), if any."""
-    for observer in observers:
-        response = observer.on_request(model, request)
-        if response is not None:
-            return response
-    return None
-
 
 def _result(state: _RunState, output: Any) -> RunResult[Any]:
     return RunResult(

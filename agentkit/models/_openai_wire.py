@@ -20,6 +20,8 @@ from agentkit.models.base import ModelRequest, ModelResponse
 from agentkit.usage import Usage
 
 __all__ = [
+    "MalformedResponse",
+    "StreamErrorEvent",
     "StreamMerger",
     "build_body",
     "estimate_tokens",
@@ -30,6 +32,14 @@ __all__ = [
 
 class MalformedResponse(ValueError):
     """The server's body is not a chat completion (message says what is wrong)."""
+
+
+class StreamErrorEvent(ValueError):
+    """The server sent an error object inside a stream (``error`` holds it)."""
+
+    def __init__(self, error: Any) -> None:
+        super().__init__("error event in the stream")
+        self.error = error
 
 
 def build_body(
@@ -210,11 +220,16 @@ class StreamMerger:
         self.usage: dict[str, Any] | None = None
         self.model: str | None = None
         self.chunks = 0
+        self.choices = False
 
     def feed(self, chunk: Any) -> str:
-        """Merge one chunk; return the assistant text it carries."""
+        """Merge one chunk; return the assistant text it carries. Raises
+        :class:`StreamErrorEvent` for an error object, :class:`MalformedResponse` for a
+        chunk that is not a chat-completion chunk."""
         if not isinstance(chunk, dict):
             raise MalformedResponse(f"stream chunk is not a JSON object: {_clip(chunk)}")
+        if chunk.get("error"):
+            raise StreamErrorEvent(chunk["error"])
         self.chunks += 1
         if self.model is None and chunk.get("model"):
             self.model = chunk["model"]
@@ -227,6 +242,7 @@ class StreamMerger:
         choice = choices[0]
         if not isinstance(choice, dict):
             raise MalformedResponse(f"stream choice is not a JSON object: {_clip(choice)}")
+        self.choices = True
         if choice.get("finish_reason"):
             self.finish_reason = choice["finish_reason"]
         delta = choice.get("delta") or choice.get("message")
