@@ -45,6 +45,8 @@ SleepFn = Callable[[float], Awaitable[None]]
 ClockFn = Callable[[], float]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 E = TypeVar("E", bound=ModelError)
 
@@ -52,6 +54,14 @@ E = TypeVar("E", bound=ModelError)
 def plural(count: float, word: str) -> str:
     """``"1 attempt"``, ``"3 attempts"``, ``"0.5 seconds"``."""
     return f"{count:g} {word}" if count == 1 else f"{count:g} {word}s"
+
+
+def _number(raw: Any) -> float | None:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 class TransientError(Exception):
@@ -85,54 +95,30 @@ def parse_retry_after(
 ) -> float | None:
     """Seconds to wait according to ``retry-after-ms`` or ``retry-after`` (seconds or an
     HTTP date), or None when the headers give no usable hint."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None and millis >= 0:
+        return millis / 1000.0
+    raw = (headers.get("retry-after") or "").strip()
+    seconds = _number(raw)
+    if seconds is None and raw:
         try:
-            value = float(raw_ms) / 1000.0
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value) and value >= 0:
-            return value
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
+            return max(email.utils.parsedate_to_datetime(raw).timestamp() - now(), 0.0)
         except (TypeError, ValueError, IndexError):
             return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - now()
-        return max(seconds, 0.0)
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def parse_reset_duration(raw: str | None) -> float | None:
     """Parse an ``x-ratelimit-reset-*`` value such as ``"1s"``, ``"6m0s"``, ``"20ms"`` or
     ``"0.5"`` into seconds; None when it cannot be read."""
-    if not raw:
+    text = (raw or "").strip()
+    seconds = _number(text)
+    if seconds is not None:
+        return max(seconds, 0.0)
+    parts = _DURATION_PART.findall(text)
+    if not text or "".join(number + unit for number, unit in parts) != text:
         return None
-    raw = raw.strip()
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
-    total = 0.0
-    pos = 0
-    for match in _DURATION_PART.finditer(raw):
-        if match.start() != pos:
-            return None
-        pos = match.end()
-        number, unit = float(match.group(1)), match.group(2)
-        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-    return total if pos == len(raw) and pos > 0 else None
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 @dataclass(frozen=True)
@@ -281,12 +267,9 @@ class RetryAttempts:
 class _Bucket:
     """A token bucket refilling ``per_minute`` units per minute, starting full."""
 
-    __slots__ = ("blocked_until", "capacity", "level", "rate", "updated")
-
     def __init__(self, per_minute: float, now: float) -> None:
-        self.capacity = float(per_minute)
+        self.capacity = self.level = float(per_minute)
         self.rate = per_minute / 60.0
-        self.level = self.capacity
         self.updated = now
         self.blocked_until = 0.0
 
@@ -297,20 +280,11 @@ class _Bucket:
 
     def wait_for(self, amount: float, now: float) -> float:
         """Seconds until ``amount`` units are available (0 when they are now)."""
+        self.refill(now)
         if now < self.blocked_until:
             return self.blocked_until - now
         # A request larger than the bucket could never fit: let it go when the bucket is full.
-        amount = min(amount, self.capacity)
-        if self.level >= amount:
-            return 0.0
-        return (amount - self.level) / self.rate
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Tokens held by one request until its real usage is known."""
-
-    tokens: int
+        return max(min(amount, self.capacity) - self.level, 0.0) / self.rate
 
 
 class RateLimit:
@@ -337,19 +311,15 @@ class RateLimit:
         sleep: SleepFn = anyio.sleep,
         clock: ClockFn = time.monotonic,
     ) -> None:
-        for name, value in (
-            ("requests_per_minute", requests_per_minute),
-            ("tokens_per_minute", tokens_per_minute),
-        ):
+        limits = {"requests": requests_per_minute, "tokens": tokens_per_minute}
+        for kind, value in limits.items():
             if value is not None and value <= 0:
-                raise ValueError(f"RateLimit.{name} must be positive, got {value}")
+                raise ValueError(f"RateLimit.{kind}_per_minute must be positive, got {value}")
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self._sleep = sleep
         self._clock = clock
-        now = clock()
-        self._requests = _Bucket(requests_per_minute, now) if requests_per_minute else None
-        self._tokens = _Bucket(tokens_per_minute, now) if tokens_per_minute else None
+        self._buckets = {k: _Bucket(v, clock()) for k, v in limits.items() if v is not None}
         self._paused_until = 0.0
         # Runs may share one model across threads (run_sync in workers); bucket updates
         # are short and never await, so a plain lock keeps them atomic.
@@ -361,42 +331,29 @@ class RateLimit:
             f"tokens_per_minute={self.tokens_per_minute})"
         )
 
-    async def acquire(self, tokens: int) -> Reservation:
-        """Wait until one request of about ``tokens`` tokens may be sent, and reserve it."""
+    async def acquire(self, tokens: int) -> int:
+        """Wait until one request of about ``tokens`` tokens may be sent, and reserve it;
+        returns the reservation to pass to :meth:`settle`."""
+        amounts = {"requests": 1.0, "tokens": float(tokens)}
         while True:
             with self._lock:
                 now = self._clock()
-                wait = self._paused_until - now
+                waits = [b.wait_for(amounts[k], now) for k, b in self._buckets.items()]
+                wait = max(self._paused_until - now, *waits, 0.0)
                 if wait <= 0:
-                    wait = self._take(tokens, now)
-                    if wait <= 0:
-                        return Reservation(tokens)
+                    for kind, bucket in self._buckets.items():
+                        bucket.level -= min(amounts[kind], bucket.capacity)
+                    return tokens
             await self._sleep(wait)
 
-    def _take(self, tokens: int, now: float) -> float:
-        waits = []
-        for bucket, amount in ((self._requests, 1.0), (self._tokens, float(tokens))):
-            if bucket is not None:
-                bucket.refill(now)
-                waits.append(bucket.wait_for(amount, now))
-        wait = max(waits, default=0.0)
-        if wait > 0:
-            return wait
-        if self._requests is not None:
-            self._requests.level -= 1.0
-        if self._tokens is not None:
-            self._tokens.level -= min(float(tokens), self._tokens.capacity)
-        return 0.0
-
-    def settle(self, reservation: Reservation, actual_tokens: int | None) -> None:
+    def settle(self, reservation: int, actual_tokens: int | None) -> None:
         """Correct the token bucket once the real usage of a request is known."""
-        if self._tokens is None or actual_tokens is None:
+        bucket = self._buckets.get("tokens")
+        if bucket is None or actual_tokens is None:
             return
         with self._lock:
-            reserved = min(float(reservation.tokens), self._tokens.capacity)
-            self._tokens.level = min(
-                self._tokens.capacity, self._tokens.level + reserved - actual_tokens
-            )
+            reserved = min(float(reservation), bucket.capacity)
+            bucket.level = min(bucket.capacity, bucket.level + reserved - actual_tokens)
 
     def pause(self, seconds: float) -> None:
         """Hold every request (waiting or new) for ``seconds``, e.g. after a 429."""
@@ -407,11 +364,12 @@ class RateLimit:
         """Lower the buckets to what the server's ``x-ratelimit-*`` headers say is left."""
         with self._lock:
             now = self._clock()
-            for kind, bucket in (("requests", self._requests), ("tokens", self._tokens)):
-                remaining = _to_float(headers.get(f"x-ratelimit-remaining-{kind}"))
+            for kind in ("requests", "tokens"):
+                remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
                 if remaining is None:
                     continue
                 reset = parse_reset_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+                bucket = self._buckets.get(kind)
                 if bucket is not None:
                     bucket.refill(now)
                     bucket.level = min(bucket.level, remaining)
@@ -420,13 +378,3 @@ class RateLimit:
                         bucket.blocked_until = max(bucket.blocked_until, now + reset)
                     else:
                         self._paused_until = max(self._paused_until, now + reset)
-
-
-def _to_float(raw: Any) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None

@@ -9,7 +9,6 @@ first use, never by ``import agentkit``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import json
@@ -45,7 +44,6 @@ from agentkit.models._openai_wire import (
 from agentkit.models.base import Model, ModelRequest, ModelResponse, StreamItem, TextDelta
 from agentkit.retry import (
     RateLimit,
-    Reservation,
     RetryPolicy,
     TransientError,
     parse_retry_after,
@@ -328,7 +326,14 @@ class OpenAIChatModel(Model):
         attempts = self.retry.attempts(f"request to {self.name}")
         async for attempt in attempts:
             with attempt:
-                response = (await self._open(body, options, timeout, stream=False)).completion()
+                raw, reservation, _ = await self._open(body, options, timeout, stream=False)
+                try:
+                    response = parse_completion(json.loads(raw.content))
+                except ValueError as exc:
+                    content = raw.content.decode("utf-8", "replace")
+                    raise self._failure(exc, content=content) from None
+        if self.rate_limit is not None and reservation is not None:
+            self.rate_limit.settle(reservation, response.usage.total_tokens or None)
         response.usage.requests = attempts.answered
         return response
 
@@ -338,87 +343,111 @@ class OpenAIChatModel(Model):
         caller is retried; after that the error is raised (never replayed)."""
         body, options, timeout = self._prepare(request, stream=True)
         attempts = self.retry.attempts(f"stream from {self.name}")
-        exchange: _Exchange | None = None
+        raw: Any = None
+        texts: AsyncGenerator[str, None] | None = None
         try:
             async for attempt in attempts:
                 with attempt:
-                    if exchange is not None:
-                        await exchange.close()
-                        exchange = None
-                    exchange = await self._open(body, options, timeout, stream=True)
+                    await _close(texts, raw)
+                    raw, reservation, deadline = await self._open(
+                        body, options, timeout, stream=True)
+                    merger = StreamMerger()
+                    texts = self._texts(raw, merger)
                     # Retrying is safe only while nothing has reached the caller.
-                    text = await exchange.next_text()
-            assert exchange is not None
+                    text = await self._next_text(texts, deadline, timeout)
+            assert texts is not None  # the attempts either opened a stream or raised
             while text:
                 yield TextDelta(text)
                 failure: TransientError | None = None
                 try:
-                    text = await exchange.next_text()
+                    text = await self._next_text(texts, deadline, timeout)
                 except TransientError as exc:
                     failure = exc
                 if failure is not None:  # raised here: chained to nothing
                     note = "Text had already reached the caller, so it was not retried."
                     raise attempts.bill(failure.build_error(attempts.number, note))
-            response = exchange.merger.result(requests=attempts.answered)
-            self._settle(exchange.reservation, response.usage.total_tokens or None)
+            response = merger.result(requests=attempts.answered)
+            if self.rate_limit is not None and reservation is not None:
+                self.rate_limit.settle(reservation, response.usage.total_tokens or None)
             yield response
         finally:
-            if exchange is not None:
-                await exchange.close()
+            await _close(texts, raw)
 
     async def _open(
         self, body: dict[str, Any], options: dict[str, Any], timeout: float, *, stream: bool
-    ) -> _Exchange:
-        """One HTTP attempt, up to the response headers (for a non-streamed request, the
-        whole body): waits for the rate limiter, then sends within ``timeout``."""
+    ) -> tuple[Any, int | None, float]:
+        """One HTTP attempt up to the response headers (a non-streamed response: its whole
+        body), sent once the rate limiter allows, within ``timeout`` seconds. Returns the
+        raw response, the rate-limit reservation and the attempt's deadline."""
         import openai
 
         limiter = self.rate_limit
         reservation = None if limiter is None else await limiter.acquire(estimate_tokens(body))
-        client = await self._client()
+        completions = (await self._client()).chat.completions
         deadline = anyio.current_time() + timeout
-        response: Any = None
         failure: Exception | None = None
         try:
             with anyio.fail_after(timeout):
                 if stream:
-                    response = await client.chat.completions.with_streaming_response.create(
+                    response: Any = await completions.with_streaming_response.create(
                         stream=True, **options).__aenter__()
                 else:
-                    response = await client.chat.completions.with_raw_response.create(**options)
+                    response = await completions.with_raw_response.create(**options)
         except (openai.APIStatusError, openai.APIConnectionError, TimeoutError) as exc:
             failure = exc
-        if failure is not None:
-            # Raised outside the except block so no openai exception (whose text may
-            # quote the key back) is chained into agentkit's error and its traceback.
-            error = self._failure(failure, timeout=timeout)
-            headers, pause = None, None
+        if failure is None:
+            if limiter is not None:
+                limiter.observe_headers(response.headers)
+            return response, reservation, deadline
+        # Raised outside the except block so no openai exception (whose text may quote
+        # the key back) is chained into agentkit's error and its traceback.
+        error = self._failure(failure, timeout=timeout)
+        if limiter is not None:
+            if reservation is not None:
+                limiter.settle(reservation, 0)
             if isinstance(failure, openai.APIStatusError):
-                headers = failure.response.headers
+                limiter.observe_headers(failure.response.headers)
                 if failure.status_code == 429 and isinstance(error, TransientError):
-                    pause = 1.0 if error.retry_after is None else error.retry_after
-            self._settle(reservation, 0, headers, pause)
-            raise error
-        self._settle(None, None, response.headers)
-        return _Exchange(self, response, reservation, deadline, timeout)
+                    limiter.pause(1.0 if error.retry_after is None else error.retry_after)
+        raise error
 
-    def _settle(
-        self,
-        reservation: Reservation | None,
-        tokens: int | None,
-        headers: Mapping[str, str] | None = None,
-        pause: float | None = None,
-    ) -> None:
-        """Tell the rate limiter (if any) what an attempt cost and what the server said."""
-        limiter = self.rate_limit
-        if limiter is None:
-            return
-        if reservation is not None:
-            limiter.settle(reservation, tokens)
-        if headers is not None:
-            limiter.observe_headers(headers)
-        if pause is not None:
-            limiter.pause(pause)
+    async def _texts(self, response: Any, merger: StreamMerger) -> AsyncGenerator[str, None]:
+        """The text deltas of one SSE response, merged into ``merger`` as they come.
+        Raises :class:`TransientError` on a truncated or malformed stream."""
+        done = False
+        async for line in response.iter_lines():
+            # After [DONE], read to the end of the body so the connection goes back to
+            # the pool; blank separators, comments (":") and "event:" lines are skipped.
+            if done or not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                continue
+            try:
+                text = merger.feed(json.loads(data))
+            except ValueError as exc:  # bad JSON, a malformed chunk, an error event
+                raise self._failure(exc, content=data) from None
+            if text:
+                yield text
+        if not done and merger.finish_reason is None:
+            # EOF without [DONE] or a finish reason: the connection was cut.
+            cut = f"stream ended after {plural(merger.chunks, 'chunk')} without finishing"
+            raise self._failure(ConnectionError(cut))
+        if not merger.choices:  # the same answer as a non-streamed body without choices
+            raise self._failure(MalformedResponse("no choices in the stream"))
+
+    async def _next_text(self, texts: AsyncIterator[str], deadline: float, timeout: float) -> str:
+        """The next text of ``texts`` ("" at the end), before the attempt's deadline."""
+        import httpx2
+
+        try:
+            with anyio.fail_after(deadline - anyio.current_time()):
+                return await anext(texts, "")
+        except (httpx2.TransportError, TimeoutError) as exc:
+            failure: Exception = exc
+        # Outside the except block: the transport error is not chained into ours.
+        raise self._failure(failure, timeout=timeout)
 
     # --- errors -------------------------------------------------------------------------
 
@@ -533,6 +562,15 @@ class OpenAIChatModel(Model):
             return self._redact(str(body))
 
 
+async def _close(texts: AsyncGenerator[str, None] | None, response: Any) -> None:
+    # Explicitly, now: a generator left to the garbage collector is closed on whatever
+    # loop runs then, if any.
+    if texts is not None:
+        await texts.aclose()
+    if response is not None:
+        await response.close()
+
+
 def _error_code(body: Any) -> str | None:
     if isinstance(body, dict):
         inner = body.get("error", body)
@@ -545,87 +583,3 @@ def _error_code(body: Any) -> str | None:
 def _is_context_error(code: str | None, message: str) -> bool:
     lowered = message.lower()
     return code == "context_length_exceeded" or any(m in lowered for m in _CONTEXT_MARKERS)
-
-
-class _Exchange:
-    """One HTTP attempt's response: its body read as a completion, or its SSE events read
-    line by line into a :class:`StreamMerger`, all before the attempt's deadline."""
-
-    def __init__(
-        self,
-        model: OpenAIChatModel,
-        response: Any,
-        reservation: Reservation | None,
-        deadline: float,
-        timeout: float,
-    ) -> None:
-        self.model = model
-        self.response = response
-        self.reservation = reservation
-        self.deadline = deadline
-        self.timeout = timeout
-        self.merger = StreamMerger()
-        self._lines: AsyncIterator[str] | None = None
-        self._done = False
-
-    def completion(self) -> ModelResponse:
-        """The non-streamed body as a response (a :class:`TransientError` if it is not one)."""
-        content = self.response.content
-        try:
-            response = parse_completion(json.loads(content))
-        except ValueError as exc:
-            raise self.model._failure(exc, content=content.decode("utf-8", "replace")) from None
-        self.model._settle(self.reservation, response.usage.total_tokens or None)
-        return response
-
-    async def close(self) -> None:
-        if self._done and self._lines is not None:
-            # Read to the end of the body after [DONE] so the connection goes back to the
-            # pool; closing mid-body would cost a new TCP connection per streamed request.
-            with contextlib.suppress(Exception):
-                async for _ in self._lines:
-                    pass
-        await self.response.close()
-
-    async def next_text(self) -> str:
-        """The next non-empty text delta, or ``""`` once the stream has ended properly.
-        Raises :class:`TransientError` on a broken, truncated, late or malformed stream."""
-        import httpx2
-
-        try:
-            with anyio.fail_after(self.deadline - anyio.current_time()):
-                return await self._next_text()
-        except (httpx2.TransportError, TimeoutError) as exc:
-            failure: Exception = exc
-        # Outside the except block: the transport error is not chained into ours.
-        raise self.model._failure(failure, timeout=self.timeout)
-
-    async def _next_text(self) -> str:
-        merger = self.merger
-        if self._done:
-            return ""
-        if self._lines is None:
-            self._lines = self.response.iter_lines()
-        done = False
-        async for line in self._lines:
-            if not line.startswith("data:"):
-                continue  # blank separators, comments (":"), "event:" lines
-            data = line[5:].strip()
-            if data == "[DONE]":
-                done = True
-                break
-            try:
-                text = merger.feed(json.loads(data))
-            except ValueError as exc:  # bad JSON, a malformed chunk, an error event
-                raise self.model._failure(exc, content=data) from None
-            if text:
-                return text
-        self._done = True
-        if not done and merger.finish_reason is None:
-            # EOF without [DONE] or a finish reason: the connection was cut.
-            cut = f"stream ended after {plural(merger.chunks, 'chunk')} without finishing"
-            raise self.model._failure(ConnectionError(cut))
-        if not merger.choices:
-            # The same answer as a non-streamed body without choices.
-            raise self.model._failure(MalformedResponse("no choices in the stream"))
-        return ""
