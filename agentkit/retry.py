@@ -271,7 +271,6 @@ class _Bucket:
         self.capacity = self.level = float(per_minute)
         self.rate = per_minute / 60.0
         self.updated = now
-        self.blocked_until = 0.0
 
     def refill(self, now: float) -> None:
         if now > self.updated:
@@ -281,8 +280,6 @@ class _Bucket:
     def wait_for(self, amount: float, now: float) -> float:
         """Seconds until ``amount`` units are available (0 when they are now)."""
         self.refill(now)
-        if now < self.blocked_until:
-            return self.blocked_until - now
         # A request larger than the bucket could never fit: let it go when the bucket is full.
         return max(min(amount, self.capacity) - self.level, 0.0) / self.rate
 
@@ -373,8 +370,5 @@ class RateLimit:
                 if bucket is not None:
                     bucket.refill(now)
                     bucket.level = min(bucket.level, remaining)
-                if remaining < 1 and reset is not None:
-                    if bucket is not None:
-                        bucket.blocked_until = max(bucket.blocked_until, now + reset)
-                    else:
-                        self._paused_until = max(self._paused_until, now + reset)
+                if remaining < 1 and reset is not None:  # every request needs both kinds
+                    self._paused_until = max(self._paused_until, now + reset)

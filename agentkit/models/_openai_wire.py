@@ -256,11 +256,6 @@ class StreamMerger:
                 arguments if isinstance(arguments, str) else normalize_arguments(arguments)
             )
 
-    @property
-    def has_tool_calls(self) -> bool:
-        """Whether any tool-call delta has arrived."""
-        return bool(self._calls)
-
     def result(self, requests: int = 1) -> ModelResponse:
         """The complete response from everything fed so far."""
         calls = tuple(

@@ -506,15 +506,24 @@ class OpenAIChatModel(Model):
 
             return TransientError(f"{what}: {detail}", build_error=unanswered)
 
-        message = _sentence(self._server_message(body, f"HTTP {status} with no error message"))
-        clean = self._clean_body(body)
-        code = _error_code(body)
+        inner = body.get("error", body) if isinstance(body, dict) else body
+        fields = inner if isinstance(inner, dict) else {"message": inner}
+        message = str(fields.get("message") or f"HTTP {status} with no error message")
+        message = _sentence(self._redact(message if len(message) <= 500 else message[:500] + "…"))
+        code = fields.get("code") or fields.get("type")
+        try:
+            clean = None if body is None else json.loads(
+                self._redact(json.dumps(body, default=str)))
+        except ValueError:
+            clean = self._redact(str(body))
         kind: object = None
         if status in (401, 403, 404):
             kind = status
         elif status == 429 and code == "insufficient_quota":
             kind = "quota"
-        elif status in (400, 413, 422) and _is_context_error(code, message):
+        elif status in (400, 413, 422) and (
+            code == "context_length_exceeded" or any(m in message.lower() for m in _CONTEXT_MARKERS)
+        ):
             kind = "context"
         elif not RetryPolicy.retryable_status(status):
             kind = "rejected"
@@ -541,27 +550,6 @@ class OpenAIChatModel(Model):
             counts_as_request=True,
         )
 
-    def _server_message(self, body: Any, fallback: str) -> str:
-        message: Any = None
-        if isinstance(body, dict):
-            inner = body.get("error", body)
-            message = inner.get("message") if isinstance(inner, dict) else inner
-        elif isinstance(body, str):
-            message = body
-        text = str(message) if message else fallback
-        if len(text) > 500:
-            text = text[:500] + "…"
-        return self._redact(text)
-
-    def _clean_body(self, body: Any) -> Any:
-        if body is None:
-            return None
-        try:
-            return json.loads(self._redact(json.dumps(body, default=str)))
-        except ValueError:
-            return self._redact(str(body))
-
-
 async def _close(texts: AsyncGenerator[str, None] | None, response: Any) -> None:
     # Explicitly, now: a generator left to the garbage collector is closed on whatever
     # loop runs then, if any.
@@ -569,17 +557,3 @@ async def _close(texts: AsyncGenerator[str, None] | None, response: Any) -> None
         await texts.aclose()
     if response is not None:
         await response.close()
-
-
-def _error_code(body: Any) -> str | None:
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            code = inner.get("code") or inner.get("type")
-            return str(code) if code is not None else None
-    return None
-
-
-def _is_context_error(code: str | None, message: str) -> bool:
-    lowered = message.lower()
-    return code == "context_length_exceeded" or any(m in lowered for m in _CONTEXT_MARKERS)
