@@ -219,6 +219,17 @@ class OpenAIChatModel(Model):
         clone._key_missing = self._key_missing and needs_key
         return clone
 
+    def require_key(self) -> None:
+        """Raise :class:`~agentkit.errors.MissingAPIKey` if requests need a key and none was
+        given (what the first request raises; call it to fail earlier)."""
+        if self._key_missing:
+            raise MissingAPIKey(
+                f"no OpenAI API key for model {self.name!r}. Set one with "
+                "`export OPENAI_API_KEY=sk-...`, pass "
+                f"OpenAIChatModel({self.name!r}, api_key=...), or run offline with "
+                'Agent(model="local").'
+            )
+
     # --- client -------------------------------------------------------------------------
 
     def _new_client(self, http_client: httpx2.AsyncClient) -> openai.AsyncOpenAI:
@@ -291,13 +302,7 @@ class OpenAIChatModel(Model):
     def _prepare(
         self, request: ModelRequest, *, stream: bool
     ) -> tuple[dict[str, Any], dict[str, Any], float]:
-        if self._key_missing:
-            raise MissingAPIKey(
-                f"no OpenAI API key for model {self.name!r}. Set one with "
-                "`export OPENAI_API_KEY=sk-...`, pass "
-                f"OpenAIChatModel({self.name!r}, api_key=...), or run offline with "
-                'Agent(model="local").'
-            )
+        self.require_key()
         body = build_body(
             self.name,
             request,
