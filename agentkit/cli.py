@@ -28,6 +28,7 @@ from agentkit.agent import Agent, resolve_model
 from agentkit.errors import AgentkitError
 from agentkit.messages import Message, ToolCall
 from agentkit.models.base import Model, TextDelta
+from agentkit.models.openai import OpenAIChatModel
 from agentkit.run import ModelResponseFinished, RunFinished, ToolCallStarted, ToolResultReceived
 from agentkit.settings import ModelSettings
 from agentkit.tools import Tool
@@ -344,6 +345,8 @@ def _is_local(model: Model) -> bool:
 def _chat(args: argparse.Namespace) -> int:
     tools = load_tools(args.tools)
     model = resolve_model(args.model)
+    if isinstance(model, OpenAIChatModel):
+        model.require_key()  # before the first prompt, not after the first message
     tool_choice = args.tool_choice
     if tool_choice is None and tools and _is_local(model):
         tool_choice = "required"

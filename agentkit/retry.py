@@ -1,9 +1,9 @@
 """Retries and client-side rate limiting for model backends.
 
-:class:`RetryPolicy` decides, with tenacity, whether a failed attempt is tried again and
-how long to wait (exponential backoff with full jitter, or the server's ``retry-after``
-hint up to a cap), within ``max_attempts`` and a total ``deadline``. A backend signals "this
-attempt may succeed if repeated" by raising :class:`TransientError`; anything else is final.
+:class:`RetryPolicy` decides whether a failed attempt is tried again and how long to wait
+(exponential backoff with full jitter, or the server's ``retry-after`` hint up to a cap),
+within ``max_attempts`` and a total ``deadline``. A backend signals "this attempt may
+succeed if repeated" by raising :class:`TransientError`; anything else is final.
 
 :class:`RateLimit` holds requests-per-minute and tokens-per-minute token buckets shared by
 every run that uses the same model object, pauses everyone after a 429, and reads the
@@ -21,14 +21,14 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 import anyio
-import tenacity
 
-from agentkit.errors import ModelError, ModelHTTPError
+from agentkit.errors import ModelError
 
 __all__ = [
     "RateLimit",
@@ -36,6 +36,7 @@ __all__ = [
     "TransientError",
     "parse_reset_duration",
     "parse_retry_after",
+    "plural",
 ]
 
 logger = logging.getLogger("agentkit")
@@ -44,6 +45,23 @@ SleepFn = Callable[[float], Awaitable[None]]
 ClockFn = Callable[[], float]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+E = TypeVar("E", bound=ModelError)
+
+
+def plural(count: float, word: str) -> str:
+    """``"1 attempt"``, ``"3 attempts"``, ``"0.5 seconds"``."""
+    return f"{count:g} {word}" if count == 1 else f"{count:g} {word}s"
+
+
+def _number(raw: Any) -> float | None:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 class TransientError(Exception):
@@ -52,7 +70,7 @@ class TransientError(Exception):
     Args:
         reason: Short description for the retry log line (never holds a secret).
         build_error: Makes the error the user sees if no attempt succeeds; it receives the
-            number of attempts made and a note on why retrying stopped.
+            number of attempts made and a sentence saying why retrying stopped.
         retry_after: The server's hint, in seconds, before trying again.
         counts_as_request: Whether the server answered (so the attempt counts in usage).
     """
@@ -77,54 +95,30 @@ def parse_retry_after(
 ) -> float | None:
     """Seconds to wait according to ``retry-after-ms`` or ``retry-after`` (seconds or an
     HTTP date), or None when the headers give no usable hint."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None and millis >= 0:
+        return millis / 1000.0
+    raw = (headers.get("retry-after") or "").strip()
+    seconds = _number(raw)
+    if seconds is None and raw:
         try:
-            value = float(raw_ms) / 1000.0
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value) and value >= 0:
-            return value
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
+            return max(email.utils.parsedate_to_datetime(raw).timestamp() - now(), 0.0)
         except (TypeError, ValueError, IndexError):
             return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - now()
-        return max(seconds, 0.0)
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def parse_reset_duration(raw: str | None) -> float | None:
     """Parse an ``x-ratelimit-reset-*`` value such as ``"1s"``, ``"6m0s"``, ``"20ms"`` or
     ``"0.5"`` into seconds; None when it cannot be read."""
-    if not raw:
+    text = (raw or "").strip()
+    seconds = _number(text)
+    if seconds is not None:
+        return max(seconds, 0.0)
+    parts = _DURATION_PART.findall(text)
+    if not text or "".join(number + unit for number, unit in parts) != text:
         return None
-    raw = raw.strip()
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
-    total = 0.0
-    pos = 0
-    for match in _DURATION_PART.finditer(raw):
-        if match.start() != pos:
-            return None
-        pos = match.end()
-        number, unit = float(match.group(1)), match.group(2)
-        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-    return total if pos == len(raw) and pos > 0 else None
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 @dataclass(frozen=True)
@@ -182,119 +176,101 @@ class RetryPolicy:
     def attempts(self, what: str) -> RetryAttempts:
         """Iterate attempts of one call: ``async for attempt in policy.attempts("x"):
         with attempt: ...``. Raises the final error (from :class:`TransientError`) when
-        retrying stops; ``.failed_answered`` counts failed attempts the server answered.
+        retrying stops; ``.answered`` counts the attempts the server answered.
         """
         return RetryAttempts(self, what)
 
 
 class RetryAttempts:
-    """The attempts of one retried call: tenacity drives the loop, this object supplies
-    the wait and stop rules and counts failed attempts the server answered."""
+    """The attempts of one retried call, and the one count of what they cost.
+
+    Iterating yields this object once per attempt; the ``with`` block around an attempt
+    records how it ended. :attr:`answered` counts every attempt the server answered (and
+    may bill): successes, final errors and :class:`TransientError` s that say so. It is
+    written on every error raised from here (``requests_answered``), and backends put it
+    in the usage of their response.
+    """
 
     def __init__(self, policy: RetryPolicy, what: str) -> None:
         self.policy = policy
         self.what = what
-        self.start = policy.clock()
-        self.stop_note = ""
-        self.failed_answered = 0
-        self._retrying = tenacity.AsyncRetrying(
-            sleep=policy.sleep,
-            stop=self._stop,
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(TransientError),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        self._iter: AsyncIterator[tenacity.AttemptManager] | None = None
+        self.number = 0
+        self.answered = 0
+        self._start = policy.clock()
+        self._failure: TransientError | None = None
 
     def __aiter__(self) -> RetryAttempts:
         return self
 
-    async def __anext__(self) -> tenacity.AttemptManager:
-        if self._iter is None:
-            self._iter = self._retrying.__aiter__()
-        failure: TransientError | None = None
-        try:
-            return await self._iter.__anext__()
-        except TransientError as exc:
-            failure = exc
-        except ModelHTTPError as exc:  # a final answer such as 400 or 401: not retried
-            exc.requests_answered = self.failed_answered + 1
-            raise
-        # Raised outside the except block so the final error chains to nothing: the
-        # backend's own exceptions may quote secrets back.
-        error = failure.build_error(self._attempt_count(), self.stop_note)
-        # tenacity computes the wait (where answered attempts are counted) before the
-        # stop decision, so the last attempt is already in failed_answered.
-        error.requests_answered = self.failed_answered
-        raise error
-
-    def _attempt_count(self) -> int:
-        return int(self._retrying.statistics.get("attempt_number", 1))
-
-    @staticmethod
-    def _transient(state: tenacity.RetryCallState) -> TransientError | None:
-        outcome = state.outcome
-        if outcome is None or not outcome.failed:
-            return None
-        exc = outcome.exception()
-        return exc if isinstance(exc, TransientError) else None
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = self._transient(state)
-        if exc is not None and exc.counts_as_request:
-            self.failed_answered += 1
-        if exc is not None and exc.retry_after is not None:
-            return exc.retry_after
-        return self.policy.backoff(state.attempt_number)
-
-    def _stop(self, state: tenacity.RetryCallState) -> bool:
-        policy = self.policy
-        exc = self._transient(state)
-        if state.attempt_number >= policy.max_attempts:
-            self.stop_note = f"gave up after {state.attempt_number} attempt(s) (max_attempts)"
-            return True
-        if exc is not None and exc.retry_after is not None and (
-            exc.retry_after > policy.max_retry_after
-        ):
-            self.stop_note = (
-                f"the server asked to wait {exc.retry_after:.1f}s, more than "
-                f"RetryPolicy.max_retry_after={policy.max_retry_after:g}s"
+    async def __anext__(self) -> RetryAttempts:
+        failure, self._failure = self._failure, None
+        if failure is None and self.number:
+            raise StopAsyncIteration
+        if failure is not None:
+            policy = self.policy
+            wait = failure.retry_after
+            if wait is None:
+                wait = policy.backoff(self.number)
+            note = self._stop_note(wait, hinted=failure.retry_after is not None)
+            if note is not None:
+                # Raised outside any except block, so the final error chains to nothing:
+                # the backend's own exceptions may quote secrets back.
+                raise self.bill(failure.build_error(self.number, note))
+            logger.warning(
+                "agentkit: %s failed (%s); retrying in %.2fs (attempt %d of %d)",
+                self.what, failure.reason, wait, self.number + 1, policy.max_attempts,
             )
-            return True
-        elapsed = policy.clock() - self.start
-        if elapsed + state.upcoming_sleep > policy.deadline:
-            self.stop_note = (
-                f"the next retry would pass the {policy.deadline:g}s deadline "
-                f"({elapsed:.1f}s spent, next wait {state.upcoming_sleep:.1f}s)"
-            )
-            return True
+            await policy.sleep(wait)
+        self.number += 1
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None or isinstance(exc, ModelError):  # an answer, or a final error such as 400
+            self.answered += 1
+            if exc is not None:
+                self.bill(exc)
+            return False
+        if isinstance(exc, TransientError):
+            self.answered += exc.counts_as_request
+            self._failure = exc
+            return True  # swallowed: __anext__ retries or raises the final error
         return False
 
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
-        exc = self._transient(state)
-        reason = exc.reason if exc is not None else "unknown error"
-        logger.warning(
-            "agentkit: %s failed (%s); retrying in %.2fs (attempt %d of %d)",
-            self.what,
-            reason,
-            state.upcoming_sleep,
-            state.attempt_number + 1,
-            self.policy.max_attempts,
-        )
+    def bill(self, error: E) -> E:
+        """``error`` with :attr:`answered` as its ``requests_answered``."""
+        error.requests_answered = self.answered
+        return error
+
+    def _stop_note(self, wait: float, *, hinted: bool) -> str | None:
+        policy = self.policy
+        if self.number >= policy.max_attempts:
+            return f"Gave up after {plural(self.number, 'attempt')} (max_attempts)."
+        if hinted and wait > policy.max_retry_after:
+            return (
+                f"The server asked to wait {wait:.1f}s, more than "
+                f"RetryPolicy.max_retry_after={policy.max_retry_after:g}s."
+            )
+        elapsed = policy.clock() - self._start
+        if elapsed + wait > policy.deadline:
+            return (
+                f"The next retry would pass the {policy.deadline:g}s deadline "
+                f"({elapsed:.1f}s spent, next wait {wait:.1f}s)."
+            )
+        return None
 
 
 class _Bucket:
     """A token bucket refilling ``per_minute`` units per minute, starting full."""
 
-    __slots__ = ("blocked_until", "capacity", "level", "rate", "updated")
-
     def __init__(self, per_minute: float, now: float) -> None:
-        self.capacity = float(per_minute)
+        self.capacity = self.level = float(per_minute)
         self.rate = per_minute / 60.0
-        self.level = self.capacity
         self.updated = now
-        self.blocked_until = 0.0
 
     def refill(self, now: float) -> None:
         if now > self.updated:
@@ -303,20 +279,9 @@ class _Bucket:
 
     def wait_for(self, amount: float, now: float) -> float:
         """Seconds until ``amount`` units are available (0 when they are now)."""
-        if now < self.blocked_until:
-            return self.blocked_until - now
+        self.refill(now)
         # A request larger than the bucket could never fit: let it go when the bucket is full.
-        amount = min(amount, self.capacity)
-        if self.level >= amount:
-            return 0.0
-        return (amount - self.level) / self.rate
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Tokens held by one request until its real usage is known."""
-
-    tokens: int
+        return max(min(amount, self.capacity) - self.level, 0.0) / self.rate
 
 
 class RateLimit:
@@ -343,19 +308,15 @@ class RateLimit:
         sleep: SleepFn = anyio.sleep,
         clock: ClockFn = time.monotonic,
     ) -> None:
-        for name, value in (
-            ("requests_per_minute", requests_per_minute),
-            ("tokens_per_minute", tokens_per_minute),
-        ):
+        limits = {"requests": requests_per_minute, "tokens": tokens_per_minute}
+        for kind, value in limits.items():
             if value is not None and value <= 0:
-                raise ValueError(f"RateLimit.{name} must be positive, got {value}")
+                raise ValueError(f"RateLimit.{kind}_per_minute must be positive, got {value}")
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self._sleep = sleep
         self._clock = clock
-        now = clock()
-        self._requests = _Bucket(requests_per_minute, now) if requests_per_minute else None
-        self._tokens = _Bucket(tokens_per_minute, now) if tokens_per_minute else None
+        self._buckets = {k: _Bucket(v, clock()) for k, v in limits.items() if v is not None}
         self._paused_until = 0.0
         # Runs may share one model across threads (run_sync in workers); bucket updates
         # are short and never await, so a plain lock keeps them atomic.
@@ -367,42 +328,29 @@ class RateLimit:
             f"tokens_per_minute={self.tokens_per_minute})"
         )
 
-    async def acquire(self, tokens: int) -> Reservation:
-        """Wait until one request of about ``tokens`` tokens may be sent, and reserve it."""
+    async def acquire(self, tokens: int) -> int:
+        """Wait until one request of about ``tokens`` tokens may be sent, and reserve it;
+        returns the reservation to pass to :meth:`settle`."""
+        amounts = {"requests": 1.0, "tokens": float(tokens)}
         while True:
             with self._lock:
                 now = self._clock()
-                wait = self._paused_until - now
+                waits = [b.wait_for(amounts[k], now) for k, b in self._buckets.items()]
+                wait = max(self._paused_until - now, *waits, 0.0)
                 if wait <= 0:
-                    wait = self._take(tokens, now)
-                    if wait <= 0:
-                        return Reservation(tokens)
+                    for kind, bucket in self._buckets.items():
+                        bucket.level -= min(amounts[kind], bucket.capacity)
+                    return tokens
             await self._sleep(wait)
 
-    def _take(self, tokens: int, now: float) -> float:
-        waits = []
-        for bucket, amount in ((self._requests, 1.0), (self._tokens, float(tokens))):
-            if bucket is not None:
-                bucket.refill(now)
-                waits.append(bucket.wait_for(amount, now))
-        wait = max(waits, default=0.0)
-        if wait > 0:
-            return wait
-        if self._requests is not None:
-            self._requests.level -= 1.0
-        if self._tokens is not None:
-            self._tokens.level -= min(float(tokens), self._tokens.capacity)
-        return 0.0
-
-    def settle(self, reservation: Reservation, actual_tokens: int | None) -> None:
+    def settle(self, reservation: int, actual_tokens: int | None) -> None:
         """Correct the token bucket once the real usage of a request is known."""
-        if self._tokens is None or actual_tokens is None:
+        bucket = self._buckets.get("tokens")
+        if bucket is None or actual_tokens is None:
             return
         with self._lock:
-            reserved = min(float(reservation.tokens), self._tokens.capacity)
-            self._tokens.level = min(
-                self._tokens.capacity, self._tokens.level + reserved - actual_tokens
-            )
+            reserved = min(float(reservation), bucket.capacity)
+            bucket.level = min(bucket.capacity, bucket.level + reserved - actual_tokens)
 
     def pause(self, seconds: float) -> None:
         """Hold every request (waiting or new) for ``seconds``, e.g. after a 429."""
@@ -413,26 +361,14 @@ class RateLimit:
         """Lower the buckets to what the server's ``x-ratelimit-*`` headers say is left."""
         with self._lock:
             now = self._clock()
-            for kind, bucket in (("requests", self._requests), ("tokens", self._tokens)):
-                remaining = _to_float(headers.get(f"x-ratelimit-remaining-{kind}"))
+            for kind in ("requests", "tokens"):
+                remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
                 if remaining is None:
                     continue
                 reset = parse_reset_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+                bucket = self._buckets.get(kind)
                 if bucket is not None:
                     bucket.refill(now)
                     bucket.level = min(bucket.level, remaining)
-                if remaining < 1 and reset is not None:
-                    if bucket is not None:
-                        bucket.blocked_until = max(bucket.blocked_until, now + reset)
-                    else:
-                        self._paused_until = max(self._paused_until, now + reset)
-
-
-def _to_float(raw: Any) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+                if remaining < 1 and reset is not None:  # every request needs both kinds
+                    self._paused_until = max(self._paused_until, now + reset)

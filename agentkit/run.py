@@ -43,7 +43,7 @@ from agentkit.errors import (
 )
 from agentkit.messages import Message, ToolCall, to_openai
 from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta, closing_stream
-from agentkit.observers import RunObserver, active_observers
+from agentkit.observers import RunObserver, active_observers, wrap_model
 from agentkit.output import FINAL_RESULT_TOOL, OutputSpec
 from agentkit.settings import ModelSettings
 from agentkit.tools import RunContext, Tool, ToolResult
@@ -286,11 +286,8 @@ class _Run:
         self.state = state
         self.stream = stream
         self.observers: tuple[RunObserver, ...] = active_observers()
-        # Test doubles (cassettes, the request blocker) substitute the model, once.
-        model = spec.model
-        for observer in reversed(self.observers):
-            model = observer.wrap_model(model)
-        self.model = model
+        # Test doubles (cassettes, the request blocker) stand in front of the model, once.
+        self.model = wrap_model(spec.model, self.observers)
         self.tools = {t.name: t for t in spec.tools}
         self.definitions = [t.definition for t in spec.tools]
         self.response_format: dict[str, Any] | None = None

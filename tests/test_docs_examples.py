@@ -71,10 +71,7 @@ RECORD_REPLIES: dict[str, list[Reply]] = {
 }
 #: Pytest files on a page known to fail until a fix lands: strict, so a fix shows up as
 #: a failure (XPASS) until its entry is removed.
-KNOWN_FAILURES: dict[str, str] = {
-    "testing.md": "issue 11 items 11 and 12: a module-level Agent keeps the first test's "
-    "fake server; replaying a cassette asks for OPENAI_API_KEY",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

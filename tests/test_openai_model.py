@@ -238,11 +238,19 @@ def test_hash_user_id_is_stable_and_anonymous() -> None:
 # --- keys and construction -----------------------------------------------------------
 
 
-def test_missing_key_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("streamed", [False, True], ids=["request", "stream"])
+async def test_missing_key_says_how_to_fix(
+    monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    # Constructing needs no key (a cassette may replay it); the first real request does.
+    model = OpenAIChatModel("gpt-4o-mini")
     with pytest.raises(MissingAPIKey) as info:
-        OpenAIChatModel("gpt-4o-mini")
+        if streamed:
+            await collect(model, ask())
+        else:
+            await model.request(ask())
     text = str(info.value)
     assert "export OPENAI_API_KEY=" in text
     assert "api_key=" in text
@@ -421,6 +429,25 @@ async def test_connection_error_after_all_attempts(fake_time: FakeTime) -> None:
         await model.request(ask())
     assert info.value.attempts == 3 and "3 attempt" in str(info.value)
     assert base_url in str(info.value)
+
+
+async def test_error_messages_end_each_sentence_once_and_count_in_words(
+    server: FakeOpenAIServer, fake_time: FakeTime
+) -> None:
+    server.enqueue(error_reply(400, "Invalid value for 'temperature'."))
+    with pytest.raises(ModelHTTPError) as rejected:
+        await make_model(server, fake_time).request(ask())
+    with FakeOpenAIServer() as srv:
+        stopped = srv.base_url
+    one_attempt = RetryPolicy(max_attempts=1, sleep=fake_time.sleep, clock=fake_time.clock)
+    with pytest.raises(ModelConnectionError) as refused:
+        await OpenAIChatModel("m", base_url=stopped, api_key="k", retry=one_attempt).request(ask())
+    for error in (rejected.value, refused.value):
+        text = str(error)
+        assert ".." not in text and ". ." not in text, text
+        assert "(s)" not in text, text
+    assert "after 1 attempt:" in str(refused.value)
+    assert "Invalid value for 'temperature'. " in str(rejected.value)
 
 
 async def test_malformed_body_is_retried_then_reported(

@@ -409,6 +409,24 @@ async def test_stream_text_then_tool_call(server: FakeOpenAIServer,
     assert final.usage.total_tokens == 11
 
 
+async def test_stream_of_only_empty_choices_is_the_same_error_as_unstreamed(
+    server: FakeOpenAIServer, model: OpenAIChatModel
+) -> None:
+    empty_chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": []}
+    empty_stream = raw_stream_reply([empty_chunk] * 3)
+    server.enqueue(empty_stream, empty_stream)
+    with pytest.raises(ModelHTTPError, match="no choices") as streamed:
+        await stream(model)
+    assert len(server.requests) == 2  # retried once, as a malformed answer is
+    empty_body = raw_reply({"object": "chat.completion", "choices": []})
+    server.enqueue(empty_body, empty_body)
+    with pytest.raises(ModelHTTPError, match="no choices") as plain:
+        await model.request(REQUEST)
+    assert type(streamed.value) is type(plain.value)
+    assert "not a chat completion" in str(streamed.value) and "not a chat completion" in str(
+        plain.value)
+
+
 async def test_stream_bad_json_after_text_is_not_replayed(
     server: FakeOpenAIServer, model: OpenAIChatModel
 ) -> None:

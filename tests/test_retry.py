@@ -102,7 +102,7 @@ async def test_succeeds_after_transient_failures_and_counts_answered() -> None:
                 raise transient()
     assert calls == 3
     assert fake.sleeps == [0.5, 1.0]  # 0.5 * 1.0, then 0.5 * 2.0
-    assert attempts.failed_answered == 2
+    assert attempts.answered == 3  # the two failed attempts the server answered, and the last
 
 
 async def test_retry_after_hint_replaces_backoff() -> None:

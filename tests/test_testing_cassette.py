@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agentkit import Agent, tool
-from agentkit.errors import CassetteMismatch, ConfigurationError
+from agentkit.errors import CassetteMismatch, ConfigurationError, ModelConnectionError
 from agentkit.models.base import TextDelta
 from agentkit.models.openai import OpenAIChatModel
 from agentkit.retry import RetryPolicy
@@ -217,3 +217,48 @@ def test_credentials_in_custom_headers_are_never_recorded(tmp_path: Path) -> Non
     text = path.read_text()
     assert custom not in text and SECRET not in text
     assert '"content-type"' in text  # harmless headers are still kept
+
+
+# --- failures are never recorded; replay needs no key ---------------------------------
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "overwrite"])
+def test_a_cassette_is_never_written_from_failed_requests(tmp_path: Path, existing: bool) -> None:
+    path = tmp_path / "failed.jsonl"
+    if existing:
+        with FakeOpenAIServer([text_reply("Good.")]) as server, cassette(path, mode="record"):
+            openai_agent(server.base_url).run_sync("hi")
+    before = path.read_text() if existing else None
+    with FakeOpenAIServer() as server:
+        stopped = server.base_url  # connection refused from now on
+    with cassette(path, mode="record") as recording, pytest.raises(ModelConnectionError):
+        openai_agent(stopped).run_sync("hi")
+    assert recording.interactions  # the failed exchanges were seen...
+    assert (path.read_text() if path.exists() else None) == before  # ...and not written
+
+
+def test_a_failed_model_level_request_is_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "failed-model.jsonl"
+    with cassette(path, mode="record"):
+        Agent(model=ScriptedModel(["fine"])).run_sync("first")
+        with pytest.raises(ConfigurationError):
+            Agent(model=ScriptedModel([])).run_sync("second")
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_replay_needs_no_api_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    path = tmp_path / "nokey.jsonl"
+    with FakeOpenAIServer([text_reply("Recorded.")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        with cassette(path, mode="record"):
+            recorded = run(Agent(model="gpt-4o-mini"), stream)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")  # replaying a recording of OpenAI proper
+    with cassette(path, mode="replay") as replaying:
+        assert run(Agent(model="gpt-4o-mini"), stream) == recorded
+    assert replaying.unplayed == 0
+    assert recorded[0] == "Recorded."

@@ -2,12 +2,14 @@
 
 Builds request bodies from a :class:`ModelRequest`, and reads response bodies and stream
 chunks (plain JSON dicts) straight into agentkit's own types, skipping the ``openai``
-package's pydantic objects, which cost more than the rest of a turn.
+package's pydantic objects, which cost more than the rest of a turn. Both go through
+:class:`StreamMerger` (a non-streamed body is one chunk holding the whole message), so
+tool calls are normalised in one place.
 
-The stream merger tolerates what real servers send: tool-call ``id`` only in the first
-chunk, the ``name`` repeated in every chunk, a missing ``index``, several calls at index 0
-told apart by id, ``choices: []`` chunks, a usage-only final chunk, and arguments sent as
-objects or double-encoded JSON.
+The merger tolerates what real servers send: tool-call ``id`` only in the first chunk, the
+``name`` repeated in every chunk, a missing ``index``, several calls at index 0 told apart
+by id, ``choices: []`` chunks, a usage-only final chunk, the pre-tools ``function_call``,
+content as a list of parts, and arguments sent as objects or double-encoded JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from agentkit.models.base import ModelRequest, ModelResponse
 from agentkit.usage import Usage
 
 __all__ = [
+    "MalformedResponse",
+    "StreamErrorEvent",
     "StreamMerger",
     "build_body",
     "estimate_tokens",
@@ -27,9 +31,22 @@ __all__ = [
     "parse_usage",
 ]
 
+# ModelSettings fields sent under their own name when set.
+_SAME_NAME = (
+    "temperature", "top_p", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "seed"
+)
+
 
 class MalformedResponse(ValueError):
     """The server's body is not a chat completion (message says what is wrong)."""
+
+
+class StreamErrorEvent(ValueError):
+    """The server sent an error object inside a stream (``error`` holds it)."""
+
+    def __init__(self, error: Any) -> None:
+        super().__init__("error event in the stream")
+        self.error = error
 
 
 def build_body(
@@ -47,64 +64,39 @@ def build_body(
     ``extra_headers`` and ``timeout`` are not part of the body; the caller sends them.
     """
     s = request.settings
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [m.to_openai() for m in request.messages],
-    }
+    body: dict[str, Any] = {"model": model, "messages": [m.to_openai() for m in request.messages]}
     if request.tools:
         body["tools"] = [t.to_openai() for t in request.tools]
-    if s.temperature is not None:
-        body["temperature"] = s.temperature
-    if s.top_p is not None:
-        body["top_p"] = s.top_p
-    if s.max_tokens is not None:
-        body[max_tokens_field] = s.max_tokens
-    if s.stop is not None:
-        body["stop"] = s.stop
-    if s.presence_penalty is not None:
-        body["presence_penalty"] = s.presence_penalty
-    if s.frequency_penalty is not None:
-        body["frequency_penalty"] = s.frequency_penalty
-    if s.logit_bias is not None:
-        body["logit_bias"] = s.logit_bias
-    if s.seed is not None:
-        body["seed"] = s.seed
-    response_format = request.response_format or s.response_format
-    if response_format is not None:
-        body["response_format"] = response_format
-    if s.tool_choice is not None:
-        if s.tool_choice in ("auto", "required", "none"):
-            body["tool_choice"] = s.tool_choice
-        else:
-            body["tool_choice"] = {"type": "function", "function": {"name": s.tool_choice}}
+    fields = [(name, getattr(s, name)) for name in _SAME_NAME]
+    fields += [
+        (max_tokens_field, s.max_tokens),
+        ("response_format", request.response_format or s.response_format),
+        (user_field, s.user),
+    ]
+    body.update((name, value) for name, value in fields if value is not None)
+    if s.tool_choice in ("auto", "required", "none"):
+        body["tool_choice"] = s.tool_choice
+    elif s.tool_choice is not None:
+        body["tool_choice"] = {"type": "function", "function": {"name": s.tool_choice}}
     # parallel_tool_calls is only meaningful (and some servers only accept it) with tools.
     if s.parallel_tool_calls is not None and request.tools:
         body["parallel_tool_calls"] = s.parallel_tool_calls
-    if s.user is not None:
-        body[user_field] = s.user
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    if s.extra_body:
-        body.update(s.extra_body)
+    body.update(s.extra_body or {})
     return body
 
 
 def estimate_tokens(body: dict[str, Any], default_output: int = 512) -> int:
     """A cheap upper-ish estimate of the tokens one request spends (for rate limiting):
     about four characters a token for the prompt, plus the output allowance."""
-    chars = 0
+    chars = len(json.dumps(body["tools"])) if "tools" in body else 0
     for message in body.get("messages", ()):
         content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif content:
-            chars += len(json.dumps(content))
+        chars += 16 + (len(content) if isinstance(content, str) else len(json.dumps(content)))
         for call in message.get("tool_calls") or ():
             chars += len(call["function"]["arguments"]) + len(call["function"]["name"])
-        chars += 16
-    if "tools" in body:
-        chars += len(json.dumps(body["tools"]))
     output = body.get("max_completion_tokens") or body.get("max_tokens") or default_output
     return chars // 4 + int(output)
 
@@ -113,14 +105,25 @@ def parse_usage(raw: Any, requests: int = 1) -> Usage:
     """A :class:`Usage` from a chat-completions ``usage`` object (missing fields are 0)."""
     if not isinstance(raw, dict):
         return Usage(requests=requests)
-    prompt = _int(raw.get("prompt_tokens"))
-    completion = _int(raw.get("completion_tokens"))
-    total = _int(raw.get("total_tokens")) or prompt + completion
-    return Usage(requests, prompt, completion, total)
+    prompt, completion, total = (
+        value if isinstance(value := raw.get(key), int) else 0
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+    )
+    return Usage(requests, prompt, completion, total or prompt + completion)
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+def parse_completion(data: Any) -> ModelResponse:
+    """Read a non-streamed chat-completions body (already JSON-decoded)."""
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"expected a JSON object, got {type(data).__name__}")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise MalformedResponse(f"no choices in the response: {_clip(data)}")
+    if not isinstance(choices[0].get("message"), dict):
+        raise MalformedResponse(f"choices[0] has no message: {_clip(choices[0])}")
+    merger = StreamMerger(whole=True)
+    merger.feed(data)
+    return merger.result()
 
 
 def _text(content: Any) -> str | None:
@@ -132,50 +135,6 @@ def _text(content: Any) -> str | None:
             str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p
         )
     return str(content)
-
-
-def parse_completion(data: Any) -> ModelResponse:
-    """Read a non-streamed chat-completions body (already JSON-decoded)."""
-    if not isinstance(data, dict):
-        raise MalformedResponse(f"expected a JSON object, got {type(data).__name__}")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise MalformedResponse(f"no choices in the response: {_clip(data)}")
-    choice = choices[0]
-    raw_message = choice.get("message")
-    if not isinstance(raw_message, dict):
-        raise MalformedResponse(f"choices[0] has no message: {_clip(choice)}")
-    calls: list[ToolCall] = []
-    raw_calls = raw_message.get("tool_calls") or []
-    if not isinstance(raw_calls, list):
-        raise MalformedResponse(f"tool_calls is not a list: {_clip(raw_message)}")
-    for raw in raw_calls:
-        function = raw.get("function") if isinstance(raw, dict) else None
-        if not isinstance(function, dict):
-            raise MalformedResponse(f"a tool call has no function object: {_clip(raw)}")
-        calls.append(
-            ToolCall(
-                str(raw.get("id") or ""),
-                str(function.get("name") or ""),
-                normalize_arguments(function.get("arguments")),
-            )
-        )
-    legacy = raw_message.get("function_call")
-    if not calls and isinstance(legacy, dict) and legacy.get("name"):
-        # Servers on the pre-tools "functions" API answer with a single function_call.
-        calls.append(
-            ToolCall("", str(legacy["name"]), normalize_arguments(legacy.get("arguments")))
-        )
-    message = Message(
-        "assistant",
-        _text(raw_message.get("content")),
-        tuple(calls),
-        refusal=raw_message.get("refusal"),
-    )
-    finish = choice.get("finish_reason") or ("tool_calls" if calls else "stop")
-    if finish == "function_call":
-        finish = "tool_calls"
-    return ModelResponse(message, finish, parse_usage(data.get("usage")), data.get("model"))
 
 
 def _clip(value: Any, limit: int = 300) -> str:
@@ -193,13 +152,15 @@ class _PartialCall:
 
 
 class StreamMerger:
-    """Accumulates streamed chat-completions chunks into one :class:`ModelResponse`.
+    """Accumulates chat-completions chunks into one :class:`ModelResponse`.
 
     Feed each decoded chunk to :meth:`feed`, which returns the text it adds (or ``""``);
-    call :meth:`result` at the end.
+    call :meth:`result` at the end. ``whole=True`` reads a non-streamed body: each tool
+    call in it is a call of its own, whatever its id or index.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, whole: bool = False) -> None:
+        self.whole = whole
         self._text: list[str] = []
         self._refusal: list[str] = []
         self._calls: list[_PartialCall] = []
@@ -210,25 +171,28 @@ class StreamMerger:
         self.usage: dict[str, Any] | None = None
         self.model: str | None = None
         self.chunks = 0
+        self.choices = False
 
     def feed(self, chunk: Any) -> str:
-        """Merge one chunk; return the assistant text it carries."""
+        """Merge one chunk; return the assistant text it carries. Raises
+        :class:`StreamErrorEvent` for an error object, :class:`MalformedResponse` for a
+        chunk that is not a chat-completion chunk."""
         if not isinstance(chunk, dict):
             raise MalformedResponse(f"stream chunk is not a JSON object: {_clip(chunk)}")
+        if chunk.get("error"):
+            raise StreamErrorEvent(chunk["error"])
         self.chunks += 1
-        if self.model is None and chunk.get("model"):
-            self.model = chunk["model"]
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self.usage = usage
+        self.model = self.model or chunk.get("model") or None
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
         choices = chunk.get("choices")
         if not choices:
             return ""
         choice = choices[0]
         if not isinstance(choice, dict):
             raise MalformedResponse(f"stream choice is not a JSON object: {_clip(choice)}")
-        if choice.get("finish_reason"):
-            self.finish_reason = choice["finish_reason"]
+        self.choices = True
+        self.finish_reason = choice.get("finish_reason") or self.finish_reason
         delta = choice.get("delta") or choice.get("message")
         if not isinstance(delta, dict):
             return ""
@@ -238,26 +202,30 @@ class StreamMerger:
         for raw in raw_calls:
             self._merge_call(raw)
         legacy = delta.get("function_call")
-        if isinstance(legacy, dict):
+        if isinstance(legacy, dict) and not raw_calls:
+            # Servers on the pre-tools "functions" API send a single function_call.
             self._merge_call({"index": 0, "function": legacy})
-        refusal = delta.get("refusal")
-        if refusal:
-            self._refusal.append(refusal)
+        if delta.get("refusal"):
+            self._refusal.append(delta["refusal"])
         text = _text(delta.get("content"))
-        if text:
+        if text or (self.whole and text is not None):  # a whole message's "" stays ""
             self._text.append(text)
-            return text
-        return ""
+        return text or ""
 
     def _merge_call(self, raw: Any) -> None:
         if not isinstance(raw, dict):
             raise MalformedResponse(f"tool-call delta is not a JSON object: {_clip(raw)}")
-        index = raw.get("index")
-        if not isinstance(index, int):
-            index = None
+        function = raw.get("function")
+        if function is None and not self.whole:
+            function = {}  # a delta with only an id or an index
+        if not isinstance(function, dict):
+            raise MalformedResponse(f"a tool call's function is not an object: {_clip(raw)}")
+        index = raw.get("index") if isinstance(raw.get("index"), int) else None
         call_id = raw.get("id") or None
         pos: int | None = None
-        if call_id is not None and call_id in self._by_id:
+        if self.whole:
+            pass  # each call of a complete message is a call of its own
+        elif call_id is not None and call_id in self._by_id:
             pos = self._by_id[call_id]
         elif index is not None and index in self._by_index:
             candidate = self._by_index[index]
@@ -278,23 +246,15 @@ class StreamMerger:
             call.id = str(call_id)
             self._by_id[call.id] = pos
         self._last = pos
-        function = raw.get("function") or {}
-        if not isinstance(function, dict):
-            raise MalformedResponse(f"a tool-call delta's function is not an object: {_clip(raw)}")
         name = function.get("name")
         # Some servers repeat the full name in every chunk; others split it.
         if name and name != call.name:
-            call.name += name
+            call.name += str(name)
         arguments = function.get("arguments")
         if arguments is not None:
             call.arguments.append(
                 arguments if isinstance(arguments, str) else normalize_arguments(arguments)
             )
-
-    @property
-    def has_tool_calls(self) -> bool:
-        """Whether any tool-call delta has arrived."""
-        return bool(self._calls)
 
     def result(self, requests: int = 1) -> ModelResponse:
         """The complete response from everything fed so far."""

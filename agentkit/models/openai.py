@@ -9,16 +9,16 @@ first use, never by ``import agentkit``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import copy
 import hashlib
 import json
 import logging
 import os
-import sys
-import weakref
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+import anyio
 
 from agentkit._secrets import redact
 from agentkit.errors import (
@@ -35,6 +35,7 @@ from agentkit.errors import (
 )
 from agentkit.models._openai_wire import (
     MalformedResponse,
+    StreamErrorEvent,
     StreamMerger,
     build_body,
     estimate_tokens,
@@ -43,13 +44,16 @@ from agentkit.models._openai_wire import (
 from agentkit.models.base import Model, ModelRequest, ModelResponse, StreamItem, TextDelta
 from agentkit.retry import (
     RateLimit,
-    Reservation,
     RetryPolicy,
     TransientError,
     parse_retry_after,
+    plural,
 )
 
 if TYPE_CHECKING:
+    import ssl
+
+    import httpx2
     import openai
 
 __all__ = ["OpenAIChatModel", "hash_user_id"]
@@ -59,6 +63,25 @@ logger = logging.getLogger("agentkit")
 _OPENAI_HOST = "api.openai.com"
 _LOCAL_PLACEHOLDER_KEY = "agentkit-no-key"
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window")
+
+# Answers that retrying cannot change: error class and message, by kind.
+_FINAL: dict[object, tuple[type[ModelHTTPError], str]] = {
+    401: (AuthenticationError, "{where} rejected the API key (HTTP 401): {message} Check "
+          "OPENAI_API_KEY or OpenAIChatModel(api_key=...)."),
+    403: (PermissionDenied, "{where} refused access to model {model!r} (HTTP 403): {message} "
+          "The key is valid but not allowed to do this; check its project, organization or "
+          "region."),
+    404: (ModelNotFound, "model {model!r} not found at {where} (HTTP 404): {message} Check the "
+          "model name and base_url (GET /v1/models lists what the server has)."),
+    "quota": (QuotaExceeded, "the account behind this API key is out of quota (HTTP 429 "
+              "insufficient_quota from {where}): {message} Retrying cannot help: add credit "
+              "or raise the limit in the provider's billing settings, or use another key."),
+    "context": (ContextLengthExceeded, "the conversation is too long for model {model!r} "
+                "(HTTP {status}): {message} Shorten the history, lower max_tokens or use a "
+                "model with a larger context window."),
+    "rejected": (ModelHTTPError, "{where} answered HTTP {status} for model {model!r}: "
+                 "{message} Retrying cannot help: change the request as the server says."),
+}
 
 
 def hash_user_id(user: str, salt: str | None = None) -> str:
@@ -74,18 +97,11 @@ def hash_user_id(user: str, salt: str | None = None) -> str:
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
-class _NoLoop:
-    """Stands for "no asyncio loop" (e.g. trio) in the per-loop client cache."""
-
-
-_NO_LOOP = _NoLoop()
-
-
 def _running_loop() -> object:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
-        return _NO_LOOP
+        return None  # no asyncio loop (trio)
 
 
 def _is_openai(base_url: str | None) -> bool:
@@ -93,6 +109,11 @@ def _is_openai(base_url: str | None) -> bool:
         return True
     host = urlsplit(base_url).hostname or ""
     return host == _OPENAI_HOST or host.endswith("." + _OPENAI_HOST)
+
+
+def _sentence(text: str) -> str:
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 class OpenAIChatModel(Model):
@@ -106,10 +127,12 @@ class OpenAIChatModel(Model):
             ignored.
         base_url: The server's ``/v1`` URL (default ``OPENAI_BASE_URL``, else OpenAI).
         api_key: The key (default ``OPENAI_API_KEY``). Servers other than OpenAI may need
-            none: a placeholder is sent then.
+            none: a placeholder is sent then. OpenAI without a key raises
+            :class:`~agentkit.errors.MissingAPIKey` at the first request.
         organization: OpenAI organization id (default ``OPENAI_ORG_ID``).
         project: OpenAI project id (default ``OPENAI_PROJECT_ID``).
-        timeout: Seconds per HTTP attempt (``ModelSettings.timeout`` overrides it).
+        timeout: Seconds one HTTP attempt may take, from connecting to the last byte
+            (``ModelSettings.timeout`` overrides it).
         retry: How failed requests are retried (default ``RetryPolicy()``).
         rate_limit: Client-side rate limit shared by every run using this object.
         default_headers: Headers sent with every request.
@@ -123,9 +146,6 @@ class OpenAIChatModel(Model):
         max_connections: Size of the HTTP connection pool (per event loop). Requests
             beyond it wait for a free connection.
     """
-
-    # Tells agentkit.testing.cassettes to record and replay this model at the HTTP level.
-    http_cassette = True
 
     def __init__(
         self,
@@ -152,29 +172,20 @@ class OpenAIChatModel(Model):
         self.rate_limit = rate_limit
         self.timeout = timeout
         self.supports_json_schema = supports_json_schema
-        self._given_client: openai.AsyncOpenAI | None = None
-        self._clients: weakref.WeakKeyDictionary[object, openai.AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._given_client = client.with_options(max_retries=0) if client is not None else None
+        self._clients: dict[object, tuple[openai.AsyncOpenAI, AsyncGenerator[None, None]]] = {}
+        self._tls: ssl.SSLContext | None = None
         self.base_url: str | None
         if client is not None:
-            self._given_client = client.with_options(max_retries=0)
             self.base_url = str(client.base_url)
             key = client.api_key or ""
         else:
             self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
             key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
-            if not key:
-                if _is_openai(self.base_url):
-                    raise MissingAPIKey(
-                        f"no OpenAI API key for model {model!r}. Set one with "
-                        "`export OPENAI_API_KEY=sk-...`, pass "
-                        f"OpenAIChatModel({model!r}, api_key=...), or run offline with "
-                        'Agent(model="local").'
-                    )
-                # Local servers (vLLM, Ollama, llama.cpp, LM Studio) usually need no key.
-                key = _LOCAL_PLACEHOLDER_KEY
-        self._api_key = key
+        # Checked at the first request, not here: replaying a cassette needs no key.
+        self._key_missing = not key and _is_openai(self.base_url)
+        # Local servers (vLLM, Ollama, llama.cpp, LM Studio) usually need no key.
+        self._api_key = key or _LOCAL_PLACEHOLDER_KEY
         self._connect: dict[str, Any] = {
             "organization": organization,
             "project": project,
@@ -190,44 +201,88 @@ class OpenAIChatModel(Model):
     def __repr__(self) -> str:
         return f"OpenAIChatModel(name={self.name!r}, base_url={self._where()!r})"
 
+    def with_transport(
+        self, transport: httpx2.AsyncBaseTransport, *, needs_key: bool = True
+    ) -> OpenAIChatModel:
+        """A copy of this model whose HTTP requests go through ``transport`` (how
+        :func:`agentkit.testing.cassette` records and replays). ``needs_key=False`` when the
+        transport answers by itself, so that no key is needed."""
+        import httpx2
+
+        clone = copy.copy(self)
+        http = httpx2.AsyncClient(transport=transport)
+        given = self._given_client
+        clone._given_client = (
+            given.with_options(http_client=http) if given is not None else self._new_client(http)
+        )
+        clone._clients = {}
+        clone._key_missing = self._key_missing and needs_key
+        return clone
+
+    def require_key(self) -> None:
+        """Raise :class:`~agentkit.errors.MissingAPIKey` if requests need a key and none was
+        given (what the first request raises; call it to fail earlier)."""
+        if self._key_missing:
+            raise MissingAPIKey(
+                f"no OpenAI API key for model {self.name!r}. Set one with "
+                "`export OPENAI_API_KEY=sk-...`, pass "
+                f"OpenAIChatModel({self.name!r}, api_key=...), or run offline with "
+                'Agent(model="local").'
+            )
+
     # --- client -------------------------------------------------------------------------
 
-    def _get_client(self) -> openai.AsyncOpenAI:
-        client = self._given_client or self._loop_client()
-        # agentkit.testing.cassettes, when loaded and active, routes HTTP through itself;
-        # looked up in sys.modules so this layer never imports the testing package.
-        cassette = sys.modules.get("agentkit.testing.cassettes")
-        override = cassette.active_http_client() if cassette is not None else None
-        return client if override is None else client.with_options(http_client=override)
+    def _new_client(self, http_client: httpx2.AsyncClient) -> openai.AsyncOpenAI:
+        import openai
 
-    def _loop_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=0,
+            http_client=http_client,
+            **self._connect,
+        )
+
+    async def _client(self) -> openai.AsyncOpenAI:
+        if self._given_client is not None:
+            return self._given_client
         loop = _running_loop()
-        client = self._clients.get(loop)
-        if client is None:
+        entry = self._clients.get(loop)
+        if entry is None:
             import httpx2
             import openai
 
             # One client per event loop: connections cannot move between loops, and
-            # run_sync may run each call on a fresh loop. The plain httpx client (not the
-            # openai wrapper) does not schedule a close on whatever loop runs at GC time.
-            client = openai.AsyncOpenAI(
-                api_key=self._api_key,
-                base_url=self.base_url,
+            # run_sync runs each call on a new loop. They share one TLS context: loading
+            # the CA bundle costs ~80 ms. A pool of openai's default 1,000 is 4× slower
+            # under a burst than 100 (the pool scans every connection).
+            if self._tls is None:
+                self._tls = httpx2.create_ssl_context()
+            client = self._new_client(openai.DefaultAsyncHttpxClient(
                 timeout=self.timeout,
-                max_retries=0,
-                http_client=openai.DefaultAsyncHttpxClient(
-                    timeout=self.timeout,
-                    # The HTTP pool scans every connection per queued request, so a pool
-                    # of openai's default 1,000 is 4× slower under a burst than 100.
-                    limits=httpx2.Limits(
-                        max_connections=self.max_connections,
-                        max_keepalive_connections=self.max_connections,
-                    ),
+                verify=self._tls,
+                limits=httpx2.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
                 ),
-                **self._connect,
-            )
-            self._clients[loop] = client
-        return client
+            ))
+            closer = self._close_with_loop(loop, client)
+            entry = self._clients[loop] = (client, closer)
+            await closer.__anext__()
+        return entry[0]
+
+    async def _close_with_loop(
+        self, loop: object, client: openai.AsyncOpenAI
+    ) -> AsyncGenerator[None, None]:
+        # Left suspended at its yield: asyncio.run, anyio.run and trio close every pending
+        # async generator before their loop ends, which runs this while the loop can still
+        # close the client's connections (a client per finished loop would leak a socket).
+        try:
+            yield
+        finally:
+            self._clients.pop(loop, None)
+            await client.close()
 
     def _where(self) -> str:
         """The server's URL for messages, without any ``user:password@`` part."""
@@ -242,26 +297,12 @@ class OpenAIChatModel(Model):
     def _redact(self, text: str) -> str:
         return redact(text, (self._api_key,))
 
-    def _request_options(self, request: ModelRequest, body: dict[str, Any]) -> dict[str, Any]:
-        settings = request.settings
-        # Everything goes in extra_body: the client then skips its per-call TypedDict
-        # transform of the whole history (measured: the largest cost on the hot path).
-        options: dict[str, Any] = {
-            "model": body["model"],
-            "messages": (),
-            "extra_body": body,
-        }
-        if settings.extra_headers:
-            options["extra_headers"] = dict(settings.extra_headers)
-        if settings.timeout is not None:
-            options["timeout"] = settings.timeout
-        return options
-
     # --- Model interface ----------------------------------------------------------------
 
     def _prepare(
         self, request: ModelRequest, *, stream: bool
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple[dict[str, Any], dict[str, Any], float]:
+        self.require_key()
         body = build_body(
             self.name,
             request,
@@ -274,367 +315,250 @@ class OpenAIChatModel(Model):
                 "agentkit: chat.completions model=%s messages=%d tools=%d stream=%s",
                 self.name, len(body["messages"]), len(body.get("tools", ())), stream,
             )
-        return body, self._request_options(request, body)
+        settings = request.settings
+        # Everything goes in extra_body: the client then skips its per-call TypedDict
+        # transform of the whole history (measured: the largest cost on the hot path).
+        options: dict[str, Any] = {"model": body["model"], "messages": (), "extra_body": body}
+        if settings.extra_headers:
+            options["extra_headers"] = dict(settings.extra_headers)
+        if settings.timeout is not None:
+            options["timeout"] = settings.timeout
+        return body, options, self.timeout if settings.timeout is None else settings.timeout
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send one chat-completions request (retried per :attr:`retry`)."""
-        body, options = self._prepare(request, stream=False)
+        body, options, timeout = self._prepare(request, stream=False)
         attempts = self.retry.attempts(f"request to {self.name}")
-        result: ModelResponse | None = None
         async for attempt in attempts:
             with attempt:
-                result = await self._attempt(body, options)
-        assert result is not None  # the loop either set it or raised
-        if attempts.failed_answered:
-            result.usage.requests += attempts.failed_answered
-        return result
-
-    async def _attempt(self, body: dict[str, Any], options: dict[str, Any]) -> ModelResponse:
-        import openai
-
-        reservation = await self._reserve(body)
-        failure: openai.APIError | None = None
-        try:
-            raw = await self._get_client().chat.completions.with_raw_response.create(**options)
-        except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            failure = exc
-        if failure is not None:
-            # Raised outside the except block so no openai exception (whose text may
-            # quote the key back) is chained into agentkit's error and its traceback.
-            self._fail(failure, reservation)
-        if self.rate_limit is not None:
-            self.rate_limit.observe_headers(raw.headers)
-        content = raw.content
-        try:
-            response = parse_completion(json.loads(content))
-        except (ValueError, MalformedResponse) as exc:
-            self._raise_malformed(raw.status_code, content, str(exc))
+                raw, reservation, _ = await self._open(body, options, timeout, stream=False)
+                try:
+                    response = parse_completion(json.loads(raw.content))
+                except ValueError as exc:
+                    content = raw.content.decode("utf-8", "replace")
+                    raise self._failure(exc, content=content) from None
         if self.rate_limit is not None and reservation is not None:
             self.rate_limit.settle(reservation, response.usage.total_tokens or None)
+        response.usage.requests = attempts.answered
         return response
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
         """Stream one chat-completions request: text deltas as they arrive, then the
         final :class:`ModelResponse`. An attempt that fails before any text reached the
         caller is retried; after that the error is raised (never replayed)."""
-        body, options = self._prepare(request, stream=True)
+        body, options, timeout = self._prepare(request, stream=True)
         attempts = self.retry.attempts(f"stream from {self.name}")
-        attempt_no = 0
-        reader: _StreamReader | None = None
-        first = ""
+        raw: Any = None
+        texts: AsyncGenerator[str, None] | None = None
         try:
             async for attempt in attempts:
                 with attempt:
-                    attempt_no += 1
-                    if reader is not None:
-                        await reader.close()
-                    reader = await self._open_stream(body, options)
+                    await _close(texts, raw)
+                    raw, reservation, deadline = await self._open(
+                        body, options, timeout, stream=True)
+                    merger = StreamMerger()
+                    texts = self._texts(raw, merger)
                     # Retrying is safe only while nothing has reached the caller.
-                    first = await reader.next_text()
-            assert reader is not None
-            if first:
-                yield TextDelta(first)
-                while True:
-                    failure: TransientError | None = None
-                    try:
-                        text = await reader.next_text()
-                    except TransientError as exc:
-                        failure = exc
-                    if failure is not None:
-                        # As in RetryAttempts: raised outside the except block, chained
-                        # to nothing, and every answered attempt counted.
-                        error = failure.build_error(
-                            attempt_no,
-                            "not retried because text had already been streamed to the caller",
-                        )
-                        error.requests_answered = 1 + attempts.failed_answered
-                        raise error
-                    if not text:
-                        break
-                    yield TextDelta(text)
-            response = reader.merger.result(requests=1 + attempts.failed_answered)
-            if self.rate_limit is not None and reader.reservation is not None:
-                self.rate_limit.settle(reader.reservation, response.usage.total_tokens or None)
+                    text = await self._next_text(texts, deadline, timeout)
+            assert texts is not None  # the attempts either opened a stream or raised
+            while text:
+                yield TextDelta(text)
+                failure: TransientError | None = None
+                try:
+                    text = await self._next_text(texts, deadline, timeout)
+                except TransientError as exc:
+                    failure = exc
+                if failure is not None:  # raised here: chained to nothing
+                    note = "Text had already reached the caller, so it was not retried."
+                    raise attempts.bill(failure.build_error(attempts.number, note))
+            response = merger.result(requests=attempts.answered)
+            if self.rate_limit is not None and reservation is not None:
+                self.rate_limit.settle(reservation, response.usage.total_tokens or None)
             yield response
         finally:
-            if reader is not None:
-                await reader.close()
+            await _close(texts, raw)
 
-    async def _open_stream(self, body: dict[str, Any], options: dict[str, Any]) -> _StreamReader:
+    async def _open(
+        self, body: dict[str, Any], options: dict[str, Any], timeout: float, *, stream: bool
+    ) -> tuple[Any, int | None, float]:
+        """One HTTP attempt up to the response headers (a non-streamed response: its whole
+        body), sent once the rate limiter allows, within ``timeout`` seconds. Returns the
+        raw response, the rate-limit reservation and the attempt's deadline."""
         import openai
 
-        reservation = await self._reserve(body)
-        manager = self._get_client().chat.completions.with_streaming_response.create(
-            stream=True, **options
-        )
-        failure: openai.APIError | None = None
+        limiter = self.rate_limit
+        reservation = None if limiter is None else await limiter.acquire(estimate_tokens(body))
+        completions = (await self._client()).chat.completions
+        deadline = anyio.current_time() + timeout
+        failure: Exception | None = None
         try:
-            response = await manager.__aenter__()
-        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+            with anyio.fail_after(timeout):
+                if stream:
+                    response: Any = await completions.with_streaming_response.create(
+                        stream=True, **options).__aenter__()
+                else:
+                    response = await completions.with_raw_response.create(**options)
+        except (openai.APIStatusError, openai.APIConnectionError, TimeoutError) as exc:
             failure = exc
-        if failure is not None:
-            self._fail(failure, reservation)
-        if self.rate_limit is not None:
-            self.rate_limit.observe_headers(response.headers)
-        return _StreamReader(self, response, reservation)
+        if failure is None:
+            if limiter is not None:
+                limiter.observe_headers(response.headers)
+            return response, reservation, deadline
+        # Raised outside the except block so no openai exception (whose text may quote
+        # the key back) is chained into agentkit's error and its traceback.
+        error = self._failure(failure, timeout=timeout)
+        if limiter is not None:
+            if reservation is not None:
+                limiter.settle(reservation, 0)
+            if isinstance(failure, openai.APIStatusError):
+                limiter.observe_headers(failure.response.headers)
+                if failure.status_code == 429 and isinstance(error, TransientError):
+                    limiter.pause(1.0 if error.retry_after is None else error.retry_after)
+        raise error
 
-    async def _reserve(self, body: dict[str, Any]) -> Reservation | None:
-        """Wait for the rate limiter (if any) to admit this request's estimated tokens."""
-        if self.rate_limit is None:
-            return None
-        return await self.rate_limit.acquire(estimate_tokens(body))
+    async def _texts(self, response: Any, merger: StreamMerger) -> AsyncGenerator[str, None]:
+        """The text deltas of one SSE response, merged into ``merger`` as they come.
+        Raises :class:`TransientError` on a truncated or malformed stream."""
+        done = False
+        async for line in response.iter_lines():
+            # After [DONE], read to the end of the body so the connection goes back to
+            # the pool; blank separators, comments (":") and "event:" lines are skipped.
+            if done or not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                continue
+            try:
+                text = merger.feed(json.loads(data))
+            except ValueError as exc:  # bad JSON, a malformed chunk, an error event
+                raise self._failure(exc, content=data) from None
+            if text:
+                yield text
+        if not done and merger.finish_reason is None:
+            # EOF without [DONE] or a finish reason: the connection was cut.
+            cut = f"stream ended after {plural(merger.chunks, 'chunk')} without finishing"
+            raise self._failure(ConnectionError(cut))
+        if not merger.choices:  # the same answer as a non-streamed body without choices
+            raise self._failure(MalformedResponse("no choices in the stream"))
+
+    async def _next_text(self, texts: AsyncIterator[str], deadline: float, timeout: float) -> str:
+        """The next text of ``texts`` ("" at the end), before the attempt's deadline."""
+        import httpx2
+
+        try:
+            with anyio.fail_after(deadline - anyio.current_time()):
+                return await anext(texts, "")
+        except (httpx2.TransportError, TimeoutError) as exc:
+            failure: Exception = exc
+        # Outside the except block: the transport error is not chained into ours.
+        raise self._failure(failure, timeout=timeout)
 
     # --- errors -------------------------------------------------------------------------
 
-    def _fail(self, exc: openai.APIError, reservation: Reservation | None) -> NoReturn:
+    def _failure(
+        self, exc: BaseException, *, timeout: float | None = None, content: str = ""
+    ) -> Exception:
+        """The one classification of a failed attempt: the final error to raise, or a
+        :class:`TransientError` the retry policy may retry.
+
+        ``exc`` is an HTTP error status, an error event in a stream, a body that is not a
+        chat completion (``ValueError``; ``content`` is the body), or no answer at all
+        (connection failed, cut, or not complete within ``timeout`` seconds).
+        """
         import openai
 
-        if isinstance(exc, openai.APIStatusError):
-            self._after_error(exc, reservation)
-            self._raise_status(exc)
-        if self.rate_limit is not None and reservation is not None:
-            self.rate_limit.settle(reservation, 0)
-        self._raise_connection(exc)
+        where, model = self._where(), self.name
+        body: Any
+        headers: Mapping[str, str]
+        if isinstance(exc, StreamErrorEvent):
+            status, body, headers = 500, {"error": exc.error}, {}
+            head = f"{where} sent an error inside the stream for model {model!r}"
+        elif isinstance(exc, openai.APIStatusError):
+            status, body, headers = exc.status_code, exc.body, exc.response.headers
+            head = f"{where} answered HTTP {status} for model {model!r}"
+        elif isinstance(exc, ValueError):
+            problem, snippet = self._redact(str(exc)), self._redact(content[:300])
+            shown = f": {snippet!r}" if snippet else ""
 
-    def _after_error(
-        self, exc: openai.APIStatusError, reservation: Reservation | None
-    ) -> None:
-        limiter = self.rate_limit
-        if limiter is None:
-            return
-        if reservation is not None:
-            limiter.settle(reservation, 0)
-        limiter.observe_headers(exc.response.headers)
-        if exc.status_code == 429 and _error_code(exc.body) != "insufficient_quota":
-            hint = parse_retry_after(exc.response.headers)
-            limiter.pause(hint if hint is not None else 1.0)
+            def malformed(attempts: int, note: str) -> ModelError:
+                return ModelHTTPError(
+                    f"{where} answered for model {model!r} with a body that is not a chat "
+                    f"completion ({problem}) after {plural(attempts, 'attempt')}{shown}. "
+                    f"{note} Is base_url an OpenAI-compatible /v1 endpoint?",
+                    status=200, body=snippet, attempts=attempts,
+                )
 
-    def _server_message(self, body: Any, fallback: str) -> str:
-        message: Any = None
-        if isinstance(body, dict):
-            inner = body.get("error", body)
-            message = inner.get("message") if isinstance(inner, dict) else inner
-        elif isinstance(body, str):
-            message = body
-        text = str(message) if message else fallback
-        if len(text) > 500:
-            text = text[:500] + "…"
-        return self._redact(text)
+            return TransientError(
+                f"malformed response: {problem}", build_error=malformed, counts_as_request=True
+            )
+        else:
+            what = "timed out" if "timeout" in type(exc).__name__.lower() else "connection failed"
+            if isinstance(exc, TimeoutError) and timeout is not None:
+                detail = f"no complete answer within {plural(timeout, 'second')}"
+            else:
+                detail = self._redact(str(exc) or type(exc).__name__).rstrip(".")
+                if exc.__cause__ is not None and str(exc.__cause__):
+                    detail += f" ({self._redact(str(exc.__cause__))[:200]})"
 
-    def _clean_body(self, body: Any) -> Any:
-        if body is None:
-            return None
+            def unanswered(attempts: int, note: str) -> ModelError:
+                return ModelConnectionError(
+                    f"could not get an answer from {where} for model {model!r}: {what} after "
+                    f"{plural(attempts, 'attempt')}: {_sentence(detail)} {note} Check "
+                    "base_url, the network, or raise the timeout.",
+                    attempts=attempts,
+                )
+
+            return TransientError(f"{what}: {detail}", build_error=unanswered)
+
+        inner = body.get("error", body) if isinstance(body, dict) else body
+        fields = inner if isinstance(inner, dict) else {"message": inner}
+        message = str(fields.get("message") or f"HTTP {status} with no error message")
+        message = _sentence(self._redact(message if len(message) <= 500 else message[:500] + "…"))
+        code = fields.get("code") or fields.get("type")
         try:
-            return json.loads(self._redact(json.dumps(body, default=str)))
+            clean = None if body is None else json.loads(
+                self._redact(json.dumps(body, default=str)))
         except ValueError:
-            return self._redact(str(body))
+            clean = self._redact(str(body))
+        kind: object = None
+        if status in (401, 403, 404):
+            kind = status
+        elif status == 429 and code == "insufficient_quota":
+            kind = "quota"
+        elif status in (400, 413, 422) and (
+            code == "context_length_exceeded" or any(m in message.lower() for m in _CONTEXT_MARKERS)
+        ):
+            kind = "context"
+        elif not RetryPolicy.retryable_status(status):
+            kind = "rejected"
+        if kind is not None:
+            kind_error, template = _FINAL[kind]
+            text = template.format(where=where, model=model, status=status, message=message)
+            return kind_error(text, status=status, body=clean)
+        retry_after = parse_retry_after(headers)
 
-    def _raise_status(self, exc: openai.APIStatusError) -> NoReturn:
-        status = exc.status_code
-        body = self._clean_body(exc.body)
-        message = self._server_message(exc.body, f"HTTP {status} with no error message")
-        code = _error_code(exc.body)
-        where = self._where()
-        model = self.name
-        if status == 429 and code == "insufficient_quota":
-            raise QuotaExceeded(
-                f"the account behind this API key is out of quota (HTTP 429 "
-                f"insufficient_quota from {where}): {message}. Retrying cannot help: add "
-                "credit or raise the limit in the provider's billing settings, or use "
-                "another key.",
-                status=status, body=body,
-            )
-        if status == 401:
-            raise AuthenticationError(
-                f"{where} rejected the API key (HTTP 401): {message}. Check "
-                "OPENAI_API_KEY or OpenAIChatModel(api_key=...).",
-                status=status, body=body,
-            )
-        if status == 403:
-            raise PermissionDenied(
-                f"{where} refused access to model {model!r} (HTTP 403): {message}. The "
-                "key is valid but not allowed to do this; check its project, organization "
-                "or region.",
-                status=status, body=body,
-            )
-        if status == 404:
-            raise ModelNotFound(
-                f"model {model!r} not found at {where} (HTTP 404): {message}. Check the "
-                "model name and base_url (GET /v1/models lists what the server has).",
-                status=status, body=body,
-            )
-        if status in (400, 413, 422) and _is_context_error(code, message):
-            raise ContextLengthExceeded(
-                f"the conversation is too long for model {model!r} (HTTP {status}): "
-                f"{message}. Shorten the history, lower max_tokens or use a model with a "
-                "larger context window.",
-                status=status, body=body,
-            )
-        if not RetryPolicy.retryable_status(status):
-            raise ModelHTTPError(
-                f"{where} answered HTTP {status} for model {model!r}: {message}",
-                status=status, body=body,
-            )
-        retry_after = parse_retry_after(exc.response.headers)
-
-        def build(attempts: int, note: str) -> ModelError:
+        def retried(attempts: int, note: str) -> ModelError:
+            text = f"{head} after {plural(attempts, 'attempt')}: {message} {note}"
             if status == 429:
                 return RateLimited(
-                    f"rate limited by {where} (HTTP 429) after {attempts} attempt(s): "
-                    f"{message}. {note}. Lower the concurrency or set "
+                    f"{text} Lower the concurrency or set "
                     "OpenAIChatModel(rate_limit=RateLimit(...)).",
-                    body=body, attempts=attempts, retry_after=retry_after,
+                    body=clean, attempts=attempts, retry_after=retry_after,
                 )
-            return ModelHTTPError(
-                f"{where} answered HTTP {status} for model {model!r} after {attempts} "
-                f"attempt(s): {message}. {note}.",
-                status=status, body=body, attempts=attempts,
-            )
+            return ModelHTTPError(text, status=status, body=clean, attempts=attempts)
 
-        raise TransientError(
+        return TransientError(
             f"HTTP {status}: {message}",
-            build_error=build,
+            build_error=retried,
             retry_after=retry_after,
             counts_as_request=True,
         )
 
-    def _raise_connection(self, exc: BaseException) -> NoReturn:
-        import openai
-
-        timed_out = isinstance(exc, openai.APITimeoutError) or (
-            "timeout" in type(exc).__name__.lower()
-        )
-        what = "timed out" if timed_out else "connection failed"
-        detail = self._redact(str(exc) or type(exc).__name__)
-        cause = exc.__cause__
-        if cause is not None and str(cause):
-            detail = f"{detail} ({self._redact(str(cause))[:200]})"
-        where = self._where()
-
-        def build(attempts: int, note: str) -> ModelError:
-            return ModelConnectionError(
-                f"could not get an answer from {where} for model {self.name!r}: {what} "
-                f"after {attempts} attempt(s): {detail}. {note}. Check base_url, the "
-                "network, or raise the timeout.",
-                attempts=attempts,
-            )
-
-        raise TransientError(f"{what}: {detail}", build_error=build)
-
-    def _raise_malformed(self, status: int, content: bytes | str, problem: str) -> NoReturn:
-        text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
-        snippet = self._redact(text[:300])
-        where = self._where()
-
-        def build(attempts: int, note: str) -> ModelError:
-            return ModelHTTPError(
-                f"{where} answered HTTP {status} for model {self.name!r} with a body that "
-                f"is not a chat completion ({self._redact(problem)}) after {attempts} "
-                f"attempt(s): {snippet!r}. {note}. Is base_url an OpenAI-compatible "
-                "/v1 endpoint?",
-                status=status, body=snippet, attempts=attempts,
-            )
-
-        raise TransientError(
-            f"malformed response: {self._redact(problem)}",
-            build_error=build,
-            counts_as_request=True,
-        )
-
-
-def _error_code(body: Any) -> str | None:
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            code = inner.get("code") or inner.get("type")
-            return str(code) if code is not None else None
-    return None
-
-
-def _is_context_error(code: str | None, message: str) -> bool:
-    lowered = message.lower()
-    return code == "context_length_exceeded" or any(m in lowered for m in _CONTEXT_MARKERS)
-
-
-class _StreamReader:
-    """Reads one SSE response line by line into a :class:`StreamMerger`."""
-
-    def __init__(
-        self, model: OpenAIChatModel, response: Any, reservation: Reservation | None
-    ) -> None:
-        self.model = model
-        self.response = response
-        self.reservation = reservation
-        self.merger = StreamMerger()
-        self._lines: AsyncIterator[str] = response.iter_lines()
-        self._done = False
-
-    async def close(self) -> None:
-        if self._done:
-            # Read to the end of the body after [DONE] so the connection goes back to the
-            # pool; closing mid-body would cost a new TCP connection per streamed request.
-            with contextlib.suppress(Exception):
-                async for _ in self._lines:
-                    pass
-        await self.response.close()
-
-    async def next_text(self) -> str:
-        """The next non-empty text delta, or ``""`` once the stream has ended properly.
-        Raises :class:`TransientError` on a broken or truncated stream."""
-        import httpx2
-
-        failure: Exception | None = None
-        try:
-            return await self._next_text()
-        except (httpx2.TransportError, httpx2.TimeoutException) as exc:
-            failure = exc
-        # Outside the except block: the transport error is not chained into ours.
-        self.model._raise_connection(failure)
-
-    async def _next_text(self) -> str:
-        merger = self.merger
-        if self._done:
-            return ""
-        async for line in self._lines:
-            if not line.startswith("data:"):
-                continue  # blank separators, comments (":"), "event:" lines
-            data = line[5:].strip()
-            if data == "[DONE]":
-                self._done = True
-                return ""
-            try:
-                chunk = json.loads(data)
-            except ValueError as exc:
-                self.model._raise_malformed(200, data, f"bad JSON in stream: {exc}")
-            if isinstance(chunk, dict) and chunk.get("error"):
-                self._raise_stream_error(chunk["error"])
-            try:
-                text = merger.feed(chunk)
-            except MalformedResponse as exc:
-                self.model._raise_malformed(200, data, str(exc))
-            if text:
-                return text
-        self._done = True
-        if merger.finish_reason is None:
-            # EOF without [DONE] or a finish reason: the connection was cut.
-            self.model._raise_connection(
-                ConnectionError(f"stream ended after {merger.chunks} chunk(s) without finishing")
-            )
-        return ""
-
-    def _raise_stream_error(self, error: Any) -> NoReturn:
-        message = self.model._server_message({"error": error}, "error event in the stream")
-        body = self.model._clean_body(error)
-        where = self.model._where()
-        name = self.model.name
-
-        def build(attempts: int, note: str) -> ModelError:
-            return ModelHTTPError(
-                f"{where} sent an error inside the stream for model {name!r} after "
-                f"{attempts} attempt(s): {message}. {note}.",
-                status=500, body=body, attempts=attempts,
-            )
-
-        raise TransientError(
-            f"error in stream: {message}", build_error=build, counts_as_request=True
-        )
+async def _close(texts: AsyncGenerator[str, None] | None, response: Any) -> None:
+    # Explicitly, now: a generator left to the garbage collector is closed on whatever
+    # loop runs then, if any.
+    if texts is not None:
+        await texts.aclose()
+    if response is not None:
+        await response.close()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from agentkit.errors import ModelRequestsBlocked
 from agentkit.messages import Message, ToolCall
 from agentkit.models.base import Model, ModelRequest, ModelResponse
-from agentkit.observers import RunObserver, active_observers, observe
+from agentkit.observers import RunObserver, observe
 from agentkit.usage import Usage
 
 __all__ = [
@@ -45,8 +45,9 @@ class RunCapture(RunObserver):
 
     Attributes:
         runs: Every run that ended inside the block (successful or not).
-        requests: Every model request, across all runs.
-        responses: Every model response, across all runs.
+        requests: Every model request that was answered, across all runs.
+        responses: Every model response, across all runs (``responses[i]`` answers
+            ``requests[i]``).
     """
 
     runs: list[CapturedRun] = field(default_factory=list)
@@ -78,15 +79,10 @@ class RunCapture(RunObserver):
         return [run.error for run in self.runs if run.error is not None]
 
     # run_sync runs on a worker thread, so callbacks may come from several threads.
-    def on_request(self, model: Model, request: ModelRequest) -> ModelResponse | None:
-        """Record the request."""
+    def on_response(self, model: Model, request: ModelRequest, response: ModelResponse) -> None:
+        """Record the request and its response."""
         with self._lock:
             self.requests.append(request)
-        return None
-
-    def on_response(self, model: Model, request: ModelRequest, response: ModelResponse) -> None:
-        """Record the response."""
-        with self._lock:
             self.responses.append(response)
 
     def on_run_end(
@@ -135,14 +131,30 @@ def stays_on_machine(model: Model) -> bool:
 
 
 class _RequestBlocker(RunObserver):
-    def on_request(self, model: Model, request: ModelRequest) -> ModelResponse | None:
-        if is_test_double(model) or stays_on_machine(model):
-            return None
-        # A cassette inside this block answers (replay) or deliberately records.
-        if any(getattr(o, "allows_model_requests", False) for o in active_observers()):
-            return None
+    def wrap_model(self, model: Model) -> Model:
+        # Looks through wrappers (``wrapped``) for the run's own model; a cassette's
+        # wrapper (allows_model_requests) replays or deliberately records.
+        link: Model | None = model
+        while link is not None:
+            if getattr(link, "allows_model_requests", False) or is_test_double(link) or (
+                stays_on_machine(link)
+            ):
+                return model
+            link = getattr(link, "wrapped", None)
+        return _Blocked(model)
+
+
+class _Blocked(Model):
+    """Stands for a real model under :func:`block_model_requests`: every request raises."""
+
+    def __init__(self, model: Model) -> None:
+        self.wrapped = model
+        self.name = model.name
+        self.supports_json_schema = model.supports_json_schema
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
         raise ModelRequestsBlocked(
-            f"a request to the real model {model!r} was blocked: this code runs under "
+            f"a request to the real model {self.wrapped!r} was blocked: this code runs under "
             "block_model_requests() (the agentkit pytest plugin's default). Use a test "
             "double (TestModel, ScriptedModel, FunctionModel) with agent.run(..., "
             "model=...), replay a cassette, or mark the test "

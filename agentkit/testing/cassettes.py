@@ -1,13 +1,18 @@
 """Record the model traffic of a block of code to a JSONL file, and replay it offline later.
 
-Two levels, chosen per model:
+The cassette is a run observer whose :meth:`~Cassette.wrap_model` puts a recording or
+replaying model in front of each run's model, at one of two levels:
 
-* **HTTP** for models that declare ``http_cassette = True`` (``OpenAIChatModel``): every
-  HTTP exchange is stored (status, headers, body; streamed bodies chunk by chunk, and
-  connection errors), so retries and streaming replay exactly as they happened. The model
-  finds the active cassette through :func:`active_http_client`.
+* **HTTP** for models with a ``with_transport(transport, needs_key=...)`` method
+  (``OpenAIChatModel``): the run uses a copy of the model whose HTTP goes through the
+  cassette, and every exchange is stored (status, headers, body; streamed bodies chunk by
+  chunk, and connection errors), so retries and streaming replay exactly as they happened.
+  Replaying needs no API key.
 * **Model** for every other :class:`~agentkit.models.Model`: each
-  ``ModelRequest``/``ModelResponse`` pair is stored, through a run observer.
+  ``ModelRequest``/``ModelResponse`` pair is stored.
+
+A recording in which a model request failed (after its retries) is not written, so a
+broken run never replaces a good cassette.
 
 A replayed request must equal a recorded one (model-level: the canonical JSON of
 messages, tools, settings and response format; HTTP-level: method, path and JSON body).
@@ -19,7 +24,6 @@ cookies are never written.
 from __future__ import annotations
 
 import base64
-import contextvars
 import dataclasses
 import difflib
 import json
@@ -27,7 +31,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -37,12 +42,19 @@ import httpx2
 from agentkit._secrets import redact
 from agentkit.errors import CassetteMismatch, ConfigurationError
 from agentkit.messages import Message, to_openai
-from agentkit.models.base import Model, ModelRequest, ModelResponse
+from agentkit.models.base import (
+    Model,
+    ModelRequest,
+    ModelResponse,
+    StreamItem,
+    TextDelta,
+    closing_stream,
+)
 from agentkit.observers import RunObserver, observe
 from agentkit.settings import ModelSettings
 from agentkit.usage import Usage
 
-__all__ = ["Cassette", "CassetteMode", "active_http_client", "cassette"]
+__all__ = ["Cassette", "CassetteMode", "cassette"]
 
 logger = logging.getLogger("agentkit")
 
@@ -65,9 +77,6 @@ _SECRET_HEADERS = frozenset(
 _SAFE_REQUEST_HEADERS = frozenset(
     {"accept", "accept-encoding", "content-type", "user-agent", "openai-beta"}
 )
-_active: contextvars.ContextVar[Cassette | None] = contextvars.ContextVar(
-    "agentkit_cassette", default=None
-)
 
 
 def cassette(path: str | os.PathLike[str], mode: CassetteMode = "once") -> Cassette:
@@ -85,16 +94,6 @@ def cassette(path: str | os.PathLike[str], mode: CassetteMode = "once") -> Casse
     return Cassette(path, mode)
 
 
-def active_http_client() -> httpx2.AsyncClient | None:
-    """The HTTP client of the cassette active in this context, or None.
-
-    HTTP-level models (``OpenAIChatModel``) send their requests through it while a
-    cassette is active, so the exchange is recorded or replayed.
-    """
-    active = _active.get()
-    return active.http_client() if active is not None else None
-
-
 class Cassette(RunObserver):
     """Records or replays model traffic; use it through :func:`cassette`.
 
@@ -104,11 +103,9 @@ class Cassette(RunObserver):
         recording: True when calling real models and writing the file, False when
             replaying.
         interactions: The recorded interactions (loaded, or recorded so far).
+        failed: True once a model request made through the cassette failed; a recording
+            is then not written.
     """
-
-    #: Tells ``block_model_requests`` that requests here are replayed or deliberately
-    #: recorded.
-    allows_model_requests = True
 
     def __init__(self, path: str | os.PathLike[str], mode: CassetteMode = "once") -> None:
         if mode not in _MODES:
@@ -130,9 +127,8 @@ class Cassette(RunObserver):
         # A model-level recording of an HTTP-level model still replays at the model level.
         self._has_http = any(i.get("kind") == "http" for i in self.interactions)
         self._lock = threading.Lock()
-        self._client: httpx2.AsyncClient | None = None
-        self._token: contextvars.Token[Cassette | None] | None = None
         self._observing: Any = None
+        self.failed = False
 
     def __repr__(self) -> str:
         return f"Cassette({str(self.path)!r}, mode={self.mode!r}, recording={self.recording})"
@@ -147,7 +143,6 @@ class Cassette(RunObserver):
     def __enter__(self) -> Cassette:
         self._observing = observe(self)
         self._observing.__enter__()
-        self._token = _active.set(self)
         return self
 
     def __exit__(
@@ -156,13 +151,15 @@ class Cassette(RunObserver):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._token is not None:
-            _active.reset(self._token)
-            self._token = None
         if self._observing is not None:
             self._observing.__exit__(exc_type, exc, tb)
             self._observing = None
-        if self.recording:
+        if self.recording and self.failed:
+            logger.warning(
+                "agentkit: cassette %s was not written: a model request inside it failed "
+                "(see the error raised); fix it and record again", self.path,
+            )
+        elif self.recording:
             self.save()
 
     async def __aenter__(self) -> Cassette:
@@ -175,9 +172,6 @@ class Cassette(RunObserver):
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
     def save(self) -> None:
         """Write the recorded interactions to :attr:`path` (atomically)."""
@@ -192,20 +186,20 @@ class Cassette(RunObserver):
             "agentkit: cassette %s: recorded %d interaction(s)", self.path, len(self.interactions)
         )
 
-    # --- model level (observer) -------------------------------------------------------
+    # --- model level ------------------------------------------------------------------
 
-    def on_request(self, model: Model, request: ModelRequest) -> ModelResponse | None:
-        """Replay the recorded response (model level), or let the request go through."""
-        if self.recording or (_http_level(model) and self._has_http):
-            return None
+    def wrap_model(self, model: Model) -> Model:
+        """The run's model seen through this cassette (see the module docstring)."""
+        return _CassetteModel(self, model)
+
+    def replay(self, model: Model, request: ModelRequest) -> ModelResponse:
+        """The recorded model-level response to ``request``."""
         key = model_request_key(model, request)
-        recorded = self._take("model", key, f"request to model {model.name!r}")
-        return _load_response(recorded["response"])
+        return _load_response(self._take("model", key, f"request to model {model.name!r}")[
+            "response"])
 
-    def on_response(self, model: Model, request: ModelRequest, response: ModelResponse) -> None:
+    def record(self, model: Model, request: ModelRequest, response: ModelResponse) -> None:
         """Record a model-level interaction."""
-        if not self.recording or _http_level(model):
-            return
         entry = {
             "kind": "model",
             "request": model_request_key(model, request),
@@ -214,14 +208,16 @@ class Cassette(RunObserver):
         with self._lock:
             self.interactions.append(entry)
 
-    # --- HTTP level -------------------------------------------------------------------
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        """Mark the cassette :attr:`failed` if the block (a model request) raises."""
+        try:
+            yield
+        except Exception:
+            self.failed = True
+            raise
 
-    def http_client(self) -> httpx2.AsyncClient:
-        """An HTTP client whose every request is recorded to / replayed from this cassette."""
-        with self._lock:
-            if self._client is None:
-                self._client = httpx2.AsyncClient(transport=_CassetteTransport(self))
-            return self._client
+    # --- HTTP level -------------------------------------------------------------------
 
     async def handle_http(self, request: httpx2.Request) -> httpx2.Response:
         """Answer one HTTP request: from the file when replaying, else from the server."""
@@ -335,10 +331,6 @@ def _load_response(data: dict[str, Any]) -> ModelResponse:
         usage=Usage(**data.get("usage", {"requests": 1})),
         model_name=data.get("model_name"),
     )
-
-
-def _http_level(model: Model) -> bool:
-    return bool(getattr(model, "http_cassette", False))
 
 
 def _comparable(request: dict[str, Any]) -> dict[str, Any]:
@@ -484,3 +476,47 @@ class _CassetteTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         return await self.owner.handle_http(request)
+
+
+class _CassetteModel(Model):
+    """A run's model seen through a cassette: replays, or calls the model and records."""
+
+    #: Tells ``block_model_requests`` that requests here are replayed or deliberately
+    #: recorded.
+    allows_model_requests = True
+
+    def __init__(self, cassette: Cassette, model: Model) -> None:
+        self.cassette = cassette
+        self.model = self.wrapped = model
+        self.name = model.name
+        self.supports_json_schema = model.supports_json_schema
+        with_transport = getattr(model, "with_transport", None)
+        # A model-level recording of an HTTP-level model still replays at the model level.
+        self.http: Model | None = None
+        if callable(with_transport) and (cassette.recording or cassette._has_http):
+            transport = _CassetteTransport(cassette)
+            self.http = with_transport(transport, needs_key=cassette.recording)
+        self.replays = self.http is None and not cassette.recording
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        if self.replays:
+            return self.cassette.replay(self.model, request)
+        with self.cassette.watch():
+            response = await (self.http or self.model).request(request)
+        if self.http is None:
+            self.cassette.record(self.model, request, response)
+        return response
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
+        if self.replays:
+            response = self.cassette.replay(self.model, request)
+            if response.message.text:
+                yield TextDelta(response.message.text)
+            yield response
+            return
+        with self.cassette.watch():
+            async with closing_stream((self.http or self.model).stream(request)) as items:
+                async for item in items:
+                    if isinstance(item, ModelResponse) and self.http is None:
+                        self.cassette.record(self.model, request, item)
+                    yield item
