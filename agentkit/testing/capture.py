@@ -134,6 +134,8 @@ class _RequestBlocker(RunObserver):
     def wrap_model(self, model: Model) -> Model:
         # Looks through wrappers (``wrapped``) for the run's own model; a cassette's
         # wrapper (allows_model_requests) replays or deliberately records.
+        if isinstance(model, _Blocked):  # nested blockers: one is enough
+            return model
         link: Model | None = model
         while link is not None:
             if getattr(link, "allows_model_requests", False) or is_test_double(link) or (
