@@ -222,13 +222,28 @@ class Agent(Generic[OutputT]):
         """
         return await _drain(self._events(input, options, stream=False))
 
-    async def resume(self, state: RunState, **options: Unpack[RunOptions]) -> RunResult[OutputT]:
-        """Continue a run from a saved :class:`RunState` (``error.state``, or
-        ``RunState.from_json(...)`` in another process) until the model stops.
+    async def resume(
+        self,
+        state: RunState,
+        *,
+        approve: Sequence[str] = (),
+        reject: Mapping[str, str] | None = None,
+        outputs: Mapping[str, Any] | None = None,
+        **options: Unpack[RunOptions],
+    ) -> RunResult[OutputT]:
+        """Continue a run from a saved :class:`RunState` (``result.state``, ``error.state``,
+        or ``RunState.from_json(...)`` in another process) until the model stops again.
 
-        ``history`` is ignored (the state holds the conversation); the other options apply
-        to the rest of the run.
+        A run that stopped with ``status="requires_action"`` continues with decisions on
+        its ``pending`` calls: ``approve`` (ids to run), ``reject`` (id → the reason the
+        model reads) and ``outputs`` (id → the output of an external tool; not a string:
+        sent as JSON). A call left undecided keeps waiting. ``history`` is ignored (the
+        state holds the conversation); the other options apply to the rest of the run.
+
+        Raises:
+            NotPending: a decision names a call the run is not waiting for.
         """
+        state.decide(approve, reject, outputs)
         return await self.run(state, **options)
 
     def run_sync(

@@ -31,6 +31,7 @@ __all__ = [
     "ModelHTTPError",
     "ModelNotFound",
     "ModelRequestsBlocked",
+    "NotPending",
     "OutputTruncated",
     "OutputValidationError",
     "PermissionDenied",
@@ -164,6 +165,10 @@ class ToolRetriesExceeded(RunError):
 
 class RunTimeout(RunError):
     """The run did not finish within ``agent.run(..., timeout=)`` seconds."""
+
+
+class NotPending(AgentkitError):
+    """A decision (approve, reject, output) names a tool call the run is not waiting for."""
 
 
 class ToolChoiceIgnored(RunError):

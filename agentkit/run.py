@@ -17,7 +17,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -30,6 +30,7 @@ from agentkit.errors import (
     ContentFiltered,
     MaxTurnsExceeded,
     ModelError,
+    NotPending,
     OutputTruncated,
     OutputValidationError,
     RunError,
@@ -51,11 +52,13 @@ from agentkit.usage import Usage, UsageLimits
 
 __all__ = [
     "ModelResponseFinished",
+    "PendingCall",
     "RunEvent",
     "RunFinished",
     "RunResult",
     "RunSpec",
     "RunState",
+    "RunStatus",
     "TextDelta",
     "ToolCallStarted",
     "ToolResultReceived",
@@ -68,6 +71,28 @@ OutputT = TypeVar("OutputT")
 Instructions = str | Callable[[RunContext[Any]], str | Awaitable[str]] | None
 OnToolError = Literal["feed", "raise"]
 Step = Literal["model", "tools", "done"]
+RunStatus = Literal[
+    "queued", "in_progress", "requires_action", "cancelling", "cancelled", "failed",
+    "completed", "incomplete", "expired",
+]
+"""The life of a run, as in OpenAI's Assistants API."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCall:
+    """A tool call the run waits for: a person's approval, or an external tool's output.
+
+    Attributes:
+        id: The tool call's id (use it in ``approve=``, ``reject=`` or ``outputs=``).
+        name: The tool's name.
+        arguments: The arguments the model sent, decoded.
+        kind: ``"approval"`` or ``"external"``.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    kind: Literal["approval", "external"]
 
 # Tool failures of unknown tool names share one retry budget under this key.
 _UNKNOWN_TOOL_KEY = "\x00unknown"
@@ -90,6 +115,10 @@ class RunState:
         output_failures: Invalid final answers so far, against ``output_retries``.
         tool_choice: A tool choice the loop imposed over the settings (``""``: cleared).
         final: The raw final answer (text, or the final-result tool's JSON) once done.
+        pending: The calls the run waits for (it stopped with ``requires_action``).
+        approved: Calls a person approved, not yet run.
+        rejected: Calls a person rejected, with the reason the model will read.
+        outputs: Outputs submitted for external tool calls, not yet sent.
     """
 
     messages: list[Message] = field(default_factory=list)
@@ -101,6 +130,40 @@ class RunState:
     output_failures: int = 0
     tool_choice: str | None = None
     final: str | None = None
+    pending: list[PendingCall] = field(default_factory=list)
+    approved: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def decide(
+        self,
+        approve: Sequence[str] = (),
+        reject: Mapping[str, str] | None = None,
+        outputs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record decisions on pending calls: ``approve`` ids, ``reject`` id → reason,
+        ``outputs`` id → output of an external tool (not a string: sent as JSON)."""
+        reject, outputs = reject or {}, outputs or {}
+        kinds = {p.id: p.kind for p in self.pending}
+        for call_id, wanted in (
+            *((i, "approval") for i in approve),
+            *((i, "approval") for i in reject),
+            *((i, "external") for i in outputs),
+        ):
+            if kinds.get(call_id) != wanted:
+                waiting = ", ".join(f"{p.id} ({p.kind} of {p.name})" for p in self.pending)
+                raise NotPending(
+                    f"tool call {call_id!r} is not waiting for "
+                    f"{'approval' if wanted == 'approval' else 'an output'}; the run waits "
+                    f"for: {waiting or 'nothing'}. Approve or reject approval calls, submit "
+                    "outputs for external ones"
+                )
+        self.approved += approve
+        self.rejected.update(reject)
+        for call_id, value in outputs.items():
+            self.outputs[call_id] = value if isinstance(value, str) else json.dumps(value)
+        decided = {*approve, *reject, *outputs}
+        self.pending = [p for p in self.pending if p.id not in decided]
 
     @property
     def pending_calls(self) -> list[ToolCall]:
@@ -130,6 +193,10 @@ class RunState:
                 "output_failures": self.output_failures,
                 "tool_choice": self.tool_choice,
                 "final": self.final,
+                "pending": [dataclasses.asdict(p) for p in self.pending],
+                "approved": self.approved,
+                "rejected": self.rejected,
+                "outputs": self.outputs,
             },
             ensure_ascii=False,
         )
@@ -151,6 +218,10 @@ class RunState:
                 output_failures=int(data["output_failures"]),
                 tool_choice=data["tool_choice"],
                 final=data["final"],
+                pending=[PendingCall(**p) for p in data["pending"]],
+                approved=list(data["approved"]),
+                rejected=dict(data["rejected"]),
+                outputs=dict(data["outputs"]),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(
@@ -161,14 +232,19 @@ class RunState:
 
 @dataclass(slots=True)
 class RunResult(Generic[OutputT]):
-    """The outcome of a successful run.
+    """The outcome of a run that finished or stopped to wait.
 
     Attributes:
-        output: The final answer: ``str``, or an instance of the agent's ``output_type``.
+        output: The final answer: ``str``, or an instance of the agent's ``output_type``;
+            None unless ``status == "completed"``.
         messages: Every message of the conversation, instructions and history included.
         usage: Requests, tokens and tool calls, summed over the whole run.
         turns: How many model requests the run made.
-        state: The run's final :class:`RunState`.
+        state: The run's :class:`RunState`: save it (``state.to_json()``) to resume later.
+        status: ``"completed"``; ``"requires_action"`` when the run waits for ``pending``
+            calls (resume with ``agent.resume``); ``"cancelled"``.
+        pending: The calls the run waits for when ``status == "requires_action"``.
+        run_id: The run's id in a store (None without one).
     """
 
     output: OutputT
@@ -177,6 +253,9 @@ class RunResult(Generic[OutputT]):
     turns: int
     new_message_index: int = 0
     state: RunState | None = None
+    status: RunStatus = "completed"
+    pending: list[PendingCall] = field(default_factory=list)
+    run_id: str | None = None
 
     @property
     def new_messages(self) -> list[Message]:
@@ -327,6 +406,8 @@ class _Run:
             turns=state.turn,
             new_message_index=state.new_message_index,
             state=state,
+            status="completed" if state.next_step == "done" else "requires_action",
+            pending=list(state.pending),
         )
 
     def fail_output(self, problem: str) -> None:
@@ -374,6 +455,8 @@ async def iterate_run(
             async with aclosing(step) as events:
                 async for event in events:
                     yield event
+            if run.state.pending:
+                break  # requires_action: the run waits for the caller
         finished = True
         result = run.result()
         # Report success before handing over the result: the consumer may close this
@@ -654,11 +737,14 @@ Outcome = tuple[ToolCall, ToolResult, float]
 
 async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
     state = run.state
-    calls = state.pending_calls
-    for call in calls:
+    ready, waiting, decided = await _sort_calls(run, state.pending_calls)
+    for call in ready:
         yield ToolCallStarted(call)
     with run.within_deadline():
-        outcomes = await _run_tools(run, calls)
+        outcomes = await _run_tools(run, ready) if ready else []
+    # Results in call order, whoever produced them.
+    order = {call.id: i for i, call in enumerate(state.pending_calls)}
+    outcomes = sorted([*outcomes, *decided], key=lambda outcome: order[outcome[0].id])
     final: str | None = None
     for call, result, duration in outcomes:
         state.messages.append(
@@ -670,14 +756,19 @@ async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         )
         if call.name == FINAL_RESULT_TOOL and run.spec.uses_output_tool and not result.is_error:
             final = call.arguments
-    state.usage.tool_calls += len(calls)
-    state.next_step = "model"
+    state.usage.tool_calls += len(ready)
+    handled = {call.id for call, _, _ in outcomes}
+    state.approved = [i for i in state.approved if i not in handled]
+    state.rejected = {k: v for k, v in state.rejected.items() if k not in handled}
+    state.outputs = {k: v for k, v in state.outputs.items() if k not in handled}
+    state.pending = waiting
+    state.next_step = "tools" if waiting else "model"
     error: AgentkitError | None = None
     try:
         _check_tool_failures(run, outcomes)
     except AgentkitError as exc:
         error = exc
-    if final is not None and error is None:
+    if final is not None and error is None and not waiting:
         state.final = final
         state.next_step = "done"
     choice = state.tool_choice or run.spec.settings.tool_choice
@@ -688,6 +779,46 @@ async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         yield ToolResultReceived(call, result, duration)
     if error is not None:
         raise error
+
+
+async def _sort_calls(
+    run: _Run, calls: list[ToolCall]
+) -> tuple[list[ToolCall], list[PendingCall], list[Outcome]]:
+    """Split the calls to answer into those to run now, those that wait for the caller
+    (approval, external output) and those the caller already answered."""
+    state = run.state
+    ready: list[ToolCall] = []
+    waiting: list[PendingCall] = []
+    decided: list[Outcome] = []
+    for call in calls:
+        tool = run.tools.get(call.name)
+        if call.id in state.rejected:
+            reason = state.rejected[call.id]
+            text = f"Not run: the user rejected this call. Reason: {reason}"
+            decided.append((call, ToolResult(content=text), 0.0))
+        elif tool is not None and tool.external:
+            if call.id in state.outputs:
+                decided.append((call, ToolResult(content=state.outputs[call.id]), 0.0))
+            else:
+                waiting.append(_pending(call, "external"))
+        elif (
+            tool is not None
+            and tool.needs_approval is not False
+            and call.id not in state.approved
+            and await tool.requires_approval(run.context(call), call.arguments)
+        ):
+            waiting.append(_pending(call, "approval"))
+        else:
+            ready.append(call)
+    return ready, waiting, decided
+
+
+def _pending(call: ToolCall, kind: Literal["approval", "external"]) -> PendingCall:
+    try:
+        arguments = call.parsed_arguments()
+    except ValueError:
+        arguments = None
+    return PendingCall(call.id, call.name, arguments if isinstance(arguments, dict) else {}, kind)
 
 
 async def _run_tools(run: _Run, calls: Sequence[ToolCall]) -> list[Outcome]:

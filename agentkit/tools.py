@@ -19,7 +19,7 @@ import sys
 import threading
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -112,6 +112,10 @@ class RunContext(Generic[DepsT]):
         worker thread after a cancellation unless it polls this and returns early.
         """
         return self.cancel_event.is_set()
+
+
+ApprovalRule = bool | Callable[[RunContext[Any], dict[str, Any]], bool | Awaitable[bool]]
+"""``needs_approval``: always/never, or a predicate of the run context and the arguments."""
 
 
 @dataclass(slots=True)
@@ -418,6 +422,11 @@ class Tool(Generic[P, R]):
         strict: Whether the schema is sent in OpenAI strict mode.
         timeout: Seconds before a call is cancelled (None: no limit).
         max_retries: How many consecutive failures the run loop tolerates.
+        needs_approval: True, or a predicate ``(ctx, arguments) -> bool`` (sync or
+            async): a call the rule holds for waits for a person's approval (the run
+            stops with ``status="requires_action"``).
+        external: The caller runs this tool: a call stops the run with
+            ``status="requires_action"`` until its output is submitted.
         takes_context: Whether the function receives a :class:`RunContext`.
         function: The original function.
     """
@@ -432,6 +441,8 @@ class Tool(Generic[P, R]):
         strict: bool | None = None,
         timeout: float | None = None,
         max_retries: int = 2,
+        needs_approval: ApprovalRule = False,
+        external: bool = False,
         _signature: _Signature | None = None,
     ) -> None:
         if _signature is None:  # a hand-written schema
@@ -449,11 +460,18 @@ class Tool(Generic[P, R]):
             raise ToolDefinitionError(
                 f"Tool {name!r}: max_retries must be >= 0, got {max_retries!r}."
             )
+        if external and needs_approval is not False:
+            raise ToolDefinitionError(
+                f"Tool {name!r}: an external tool is run by the caller, so it cannot also "
+                "need approval. Fix: drop needs_approval (the caller decides anyway)."
+            )
         self.name = name
         self.description = description
         self.function = function
         self.timeout = timeout
         self.max_retries = max_retries
+        self.needs_approval = needs_approval
+        self.external = external
         self.takes_context = _signature.context_param is not None
         self._signature = _signature
         self._needs_instance = _signature.self_param
@@ -567,6 +585,26 @@ class Tool(Generic[P, R]):
         return self.definition.to_openai()
 
     # --- invocation ---
+
+    async def requires_approval(self, context: RunContext[Any], arguments: str) -> bool:
+        """Whether a call with ``arguments`` (JSON text) must wait for a person's approval.
+
+        Arguments that are not a JSON object need none: the call fails validation without
+        running the function.
+        """
+        rule = self.needs_approval
+        if not callable(rule):
+            return bool(rule)
+        try:
+            data = json.loads(arguments or "{}")
+        except ValueError:
+            return False
+        if not isinstance(data, dict):
+            return False
+        verdict = rule(context, data)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        return bool(verdict)
 
     async def invoke(
         self, arguments: str | Mapping[str, Any] | None, context: RunContext[Any] | None = None
@@ -778,6 +816,8 @@ def tool(
     strict: bool | None = None,
     timeout: float | None = None,
     max_retries: int = 2,
+    needs_approval: ApprovalRule = False,
+    external: bool = False,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 def tool(
     func: Callable[P, R] | None = None,
@@ -788,6 +828,8 @@ def tool(
     strict: bool | None = None,
     timeout: float | None = None,
     max_retries: int = 2,
+    needs_approval: ApprovalRule = False,
+    external: bool = False,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Turn a function (sync or async, plain or method) into a :class:`Tool`.
 
@@ -801,6 +843,10 @@ def tool(
             for strict whenever the signature allows it.
         timeout: Seconds after which a call is cancelled and reported as a timeout.
         max_retries: Consecutive failures the run loop tolerates before giving up.
+        needs_approval: True, or a predicate ``(ctx, arguments) -> bool``: calls wait for
+            a person's approval (``agent.resume(..., approve=[...])``).
+        external: Schema only: the caller runs the tool and submits its output
+            (``agent.resume(..., outputs={...})``).
 
     Raises:
         ToolDefinitionError: The function cannot become a tool; the message names the
@@ -825,7 +871,7 @@ def tool(
         made: Tool[P, R] = Tool(
             tool_name, doc if description is None else description, signature.parameters,
             function, strict=strict, timeout=timeout, max_retries=max_retries,
-            _signature=signature,
+            needs_approval=needs_approval, external=external, _signature=signature,
         )  # fmt: skip
         functools.update_wrapper(made, function)
         return made
