@@ -20,6 +20,7 @@ import anyio.lowlevel
 from typing_extensions import Unpack
 
 from agentkit.errors import ConfigurationError, RunError
+from agentkit.history import HistoryPolicy
 from agentkit.messages import Message, from_openai
 from agentkit.models.base import Model
 from agentkit.observers import active_observers, using_observers
@@ -123,6 +124,9 @@ class Agent(Generic[OutputT]):
         output_retries: How many times the model may retry an invalid structured answer.
         on_tool_error: ``"feed"`` tells the model about a tool exception so it can
             recover; ``"raise"`` re-raises it out of the run as a ``ToolError``.
+        history_policy: What of a long conversation is sent (``keep_last(n)``,
+            ``keep_tokens(n)`` from :mod:`agentkit.history`, or your own function); the
+            run's messages keep everything.
     """
 
     def __init__(
@@ -138,6 +142,7 @@ class Agent(Generic[OutputT]):
         usage_limits: UsageLimits | None = None,
         output_retries: int = 2,
         on_tool_error: OnToolError = "feed",
+        history_policy: HistoryPolicy | None = None,
     ) -> None:
         if max_turns < 1:
             raise ConfigurationError(f"max_turns must be at least 1, got {max_turns}")
@@ -161,6 +166,7 @@ class Agent(Generic[OutputT]):
         self.usage_limits = usage_limits
         self.output_retries = output_retries
         self.on_tool_error: OnToolError = on_tool_error
+        self.history_policy = history_policy
         self._output = OutputSpec.build(output_type)
         self._model_arg = model
         self._model: Model | None = model if isinstance(model, Model) else None
@@ -199,6 +205,7 @@ class Agent(Generic[OutputT]):
             on_tool_error=self.on_tool_error,
             deps=options.get("context"),
             timeout=options.get("timeout"),
+            history_policy=self.history_policy,
         )
 
     def _events(

@@ -42,6 +42,7 @@ from agentkit.errors import (
     UnknownToolError,
     UsageLimitExceeded,
 )
+from agentkit.history import HistoryPolicy
 from agentkit.messages import Message, ToolCall, to_openai
 from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta, closing_stream
 from agentkit.observers import RunObserver, active_observers, wrap_model
@@ -350,6 +351,7 @@ class RunSpec:
     on_tool_error: OnToolError = "feed"
     deps: Any = None
     timeout: float | None = None
+    history_policy: HistoryPolicy | None = None
 
     @property
     def uses_output_tool(self) -> bool:
@@ -580,9 +582,10 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         reason = spec.limits.check_before_request(state.usage)
         if reason is not None:
             raise UsageLimitExceeded(f"usage limit reached: {reason}")
+    policy = spec.history_policy
     request = ModelRequest(
         # A snapshot: the request must not change when the run appends to the history.
-        messages=list(state.messages),
+        messages=list(state.messages) if policy is None else policy(state.messages),
         tools=run.definitions,
         settings=run.settings(),
         response_format=run.response_format,
