@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -38,6 +38,9 @@ from agentkit.run import (
 from agentkit.settings import ModelSettings
 from agentkit.tools import Tool, tool
 from agentkit.usage import UsageLimits
+
+if TYPE_CHECKING:
+    from agentkit.threads import Store
 
 __all__ = ["Agent", "RunOptions", "resolve_model"]
 
@@ -67,6 +70,9 @@ class RunOptions(TypedDict, total=False):
         usage_limits: Override the agent's usage limits for this run.
         timeout: Seconds the whole run may take; past it the run stops with
             :class:`~agentkit.errors.RunTimeout` (messages and state attached).
+        thread: The id of a stored thread to run on: its messages are the history and
+            every step is stored (needs ``store``).
+        store: The thread store (default: the agent's).
     """
 
     history: HistoryLike
@@ -76,6 +82,8 @@ class RunOptions(TypedDict, total=False):
     model: Model | str | None
     usage_limits: UsageLimits | None
     timeout: float | None
+    thread: str | None
+    store: Store | None
 
 
 def resolve_model(model: Model | str | None) -> Model:
@@ -124,6 +132,8 @@ class Agent(Generic[OutputT]):
         output_retries: How many times the model may retry an invalid structured answer.
         on_tool_error: ``"feed"`` tells the model about a tool exception so it can
             recover; ``"raise"`` re-raises it out of the run as a ``ToolError``.
+        store: The thread store runs use when given ``thread=`` (see
+            :mod:`agentkit.threads`).
         history_policy: What of a long conversation is sent (``keep_last(n)``,
             ``keep_tokens(n)`` from :mod:`agentkit.history`, or your own function); the
             run's messages keep everything.
@@ -143,6 +153,7 @@ class Agent(Generic[OutputT]):
         output_retries: int = 2,
         on_tool_error: OnToolError = "feed",
         history_policy: HistoryPolicy | None = None,
+        store: Store | None = None,
     ) -> None:
         if max_turns < 1:
             raise ConfigurationError(f"max_turns must be at least 1, got {max_turns}")
@@ -167,6 +178,7 @@ class Agent(Generic[OutputT]):
         self.output_retries = output_retries
         self.on_tool_error: OnToolError = on_tool_error
         self.history_policy = history_policy
+        self.store = store
         self._output = OutputSpec.build(output_type)
         self._model_arg = model
         self._model: Model | None = model if isinstance(model, Model) else None
@@ -212,6 +224,22 @@ class Agent(Generic[OutputT]):
         self, input: InputLike | RunState, options: RunOptions, stream: bool
     ) -> AsyncGenerator[RunEvent, None]:
         spec = self._spec(options)
+        thread = options.get("thread")
+        store = options.get("store") or self.store
+        if thread is not None:
+            if store is None:
+                raise ConfigurationError(
+                    f"thread={thread!r} needs a store: pass store=SQLiteStore('agentkit.db') "
+                    "(from agentkit.threads) to the run or to Agent(store=...)"
+                )
+            if isinstance(input, RunState):
+                raise ConfigurationError(
+                    "a run on a thread resumes by its run id: agent.resume(run_id, store=...)"
+                )
+            # Imported here: threads is a capability built on the agent, not below it.
+            from agentkit.threads.runner import run_on_thread
+
+            return run_on_thread(self.name, spec, _input(input), thread, store, stream=stream)
         if isinstance(input, RunState):
             return iterate_run(spec, stream=stream, state=input)
         return iterate_run(spec, _input(input), _history(options.get("history")), stream=stream)
@@ -231,15 +259,17 @@ class Agent(Generic[OutputT]):
 
     async def resume(
         self,
-        state: RunState,
+        run: RunState | str,
         *,
         approve: Sequence[str] = (),
         reject: Mapping[str, str] | None = None,
         outputs: Mapping[str, Any] | None = None,
         **options: Unpack[RunOptions],
     ) -> RunResult[OutputT]:
-        """Continue a run from a saved :class:`RunState` (``result.state``, ``error.state``,
-        or ``RunState.from_json(...)`` in another process) until the model stops again.
+        """Continue a run until the model stops again: a saved :class:`RunState`
+        (``result.state``, ``error.state``, or ``RunState.from_json(...)`` in another
+        process), or the id of a stored run waiting with ``requires_action``
+        (``result.run_id``; pass ``store=`` unless the agent has one).
 
         A run that stopped with ``status="requires_action"`` continues with decisions on
         its ``pending`` calls: ``approve`` (ids to run), ``reject`` (id → the reason the
@@ -249,9 +279,24 @@ class Agent(Generic[OutputT]):
 
         Raises:
             NotPending: a decision names a call the run is not waiting for.
+            RunStatusError: the stored run is not waiting.
         """
-        state.decide(approve, reject, outputs)
-        return await self.run(state, **options)
+        if isinstance(run, RunState):
+            run.decide(approve, reject, outputs)
+            return await self.run(run, **options)
+        store = options.get("store") or self.store
+        if store is None:
+            raise ConfigurationError(
+                f"resuming run {run!r} by id needs its store: pass store=... (or give the "
+                "agent one with Agent(store=...))"
+            )
+        from agentkit.threads.runner import resume_on_thread
+
+        events = resume_on_thread(
+            self.name, self._spec(options), run, store,
+            approve=approve, reject=reject, outputs=outputs,
+        )  # fmt: skip
+        return await _drain(events)
 
     def run_sync(
         self, input: InputLike | RunState, **options: Unpack[RunOptions]

@@ -37,6 +37,7 @@ __all__ = [
     "PermissionDenied",
     "QuotaExceeded",
     "RateLimited",
+    "RunCancelled",
     "RunError",
     "RunTimeout",
     "ToolArgumentsError",
@@ -169,6 +170,13 @@ class RunTimeout(RunError):
 
 class NotPending(AgentkitError):
     """A decision (approve, reject, output) names a tool call the run is not waiting for."""
+
+
+class RunCancelled(RunError):
+    """The run was cancelled (``store.cancel_run``) and stopped at a step boundary.
+
+    ``agent.run`` on a thread returns a result with ``status == "cancelled"`` instead of
+    raising this; it is seen only by code that drives the loop itself."""
 
 
 class ToolChoiceIgnored(RunError):

@@ -352,6 +352,9 @@ class RunSpec:
     deps: Any = None
     timeout: float | None = None
     history_policy: HistoryPolicy | None = None
+    # Called after each step with the state (a store persists it, and may raise
+    # RunCancelled to stop the run there).
+    after_step: Callable[[RunState], Awaitable[None]] | None = None
 
     @property
     def uses_output_tool(self) -> bool:
@@ -443,7 +446,8 @@ async def iterate_run(
 
     Starts a new run from ``input`` and ``history`` (into ``state`` when given, so the
     caller can save it after any event), or, when ``input`` is None, continues ``state``:
-    a run that stopped after a step. With ``stream=True`` the model is called through
+    a run that stopped after a step (with ``history``: a state saved without its
+    messages, whose ``new_message_index`` counts from the start of ``history``). With ``stream=True`` the model is called through
     ``Model.stream`` and text deltas are yielded as they arrive. Any exception escaping
     carries ``.messages``, ``.usage`` and ``.state`` of the run so far.
     """
@@ -452,11 +456,15 @@ async def iterate_run(
     try:
         if state is None or input is not None:
             await _start(run, input, history)
+        elif history:
+            await _restore(run, history)
         while run.state.next_step != "done":
             step = _model_step(run) if run.state.next_step == "model" else _tools_step(run)
             async with aclosing(step) as events:
                 async for event in events:
                     yield event
+            if spec.after_step is not None:
+                await spec.after_step(run.state)
             if run.state.pending:
                 break  # requires_action: the run waits for the caller
         finished = True
@@ -522,6 +530,17 @@ async def _start(
         messages.append(Message.user(input) if isinstance(input, str) else input)
     elif input is not None:
         messages.extend(input)
+
+
+async def _restore(run: _Run, history: Sequence[Message]) -> None:
+    """Give a state saved without its messages (a stored thread holds them) the
+    conversation back: the instructions, then ``history``."""
+    state = run.state
+    state.messages = list(history)
+    instructions = await _render_instructions(run)
+    if instructions is not None:
+        state.messages.insert(0, Message.system(instructions))
+        state.new_message_index += 1
 
 
 def repair_history(messages: list[Message]) -> list[Message]:
