@@ -32,25 +32,45 @@ class PostgresServer:
             self._as = ["runuser", "-u", "nobody", "--"]
 
     def _run(self, *args: str) -> None:
-        subprocess.run(
-            [*self._as, *args], check=True, capture_output=True, text=True, timeout=120
-        )
+        subprocess.run([*self._as, *args], check=True, capture_output=True, text=True, timeout=120)
 
     def start(self) -> None:
         data = str(self.dir / "data")
-        self._run(str(BIN / "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--no-sync", "--no-instructions")
+        self._run(
+            str(BIN / "initdb"),
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
         options = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        self._run(str(BIN / "pg_ctl"), "-D", data, "-l", str(self.dir / "log"), "-o",
-                  options, "-w", "-t", "60", "start")
+        self._run(
+            str(BIN / "pg_ctl"),
+            "-D",
+            data,
+            "-l",
+            str(self.dir / "log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         try:
-            self._run(str(BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate",
-                      "-w", "stop")
+            self._run(
+                str(BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop"
+            )
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 

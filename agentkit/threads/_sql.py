@@ -407,9 +407,7 @@ def get_run(run_id: str) -> Op[RunRecord]:
 def list_runs(thread_id: str) -> Op[list[RunRecord]]:
     """The thread's runs, oldest first."""
     yield from get_thread(thread_id)
-    rows = yield Q(
-        f"SELECT {_RUN_COLUMNS} FROM runs WHERE thread_id = ? ORDER BY id", (thread_id,)
-    )
+    rows = yield Q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE thread_id = ? ORDER BY id", (thread_id,))
     return [_run(row) for row in rows]
 
 

@@ -60,7 +60,8 @@ class PostgresStore(SQLStore):
     async def close(self) -> None:
         """Close the pool (the store opens a new one if used again)."""
         pool, self._pool = self._pool, None
-        if pool is not None:
+        # A pool opened in another, finished loop cannot be awaited any more: drop it.
+        if pool is not None and self._loop is asyncio.get_running_loop():
             await pool.close()
 
     async def _connections(self) -> AsyncConnectionPool[Any]:
