@@ -134,6 +134,9 @@ async def test_messages_round_trip_in_order(store: Store) -> None:
 
     assert await store.messages(thread.id) == sent
     assert (await store.get_thread(thread.id)).item_count == 6
+    assert await store.messages(thread.id, start=4) == sent[4:]
+    assert await store.messages(thread.id, start=-2) == sent[-2:]
+    assert await store.messages(thread.id, start=-100) == sent
 
 
 async def test_items_are_versioned_json_of_the_wire_format(store: Store, backend: Backend) -> None:
@@ -193,6 +196,30 @@ async def test_concurrent_batches_on_one_thread_never_interleave(store: Store) -
         chunk = texts[start : start + 10]
         owner = chunk[0].split(":")[0]
         assert chunk == [f"{owner}:{i}" for i in range(10)]
+
+
+async def test_concurrent_failing_appends_undo_only_themselves(store: Store) -> None:
+    thread = await store.create_thread()
+    ended = await store.create_run(thread.id, "bot")
+    await store.update_run(ended.id, status="completed")
+    failures: list[int] = []
+
+    async def batch(n: int) -> None:
+        items = [Message.user(f"{n}:{i}") for i in range(3)]
+        try:
+            # Odd writers claim a run that has ended: each of them must fail alone.
+            await store.append_items(thread.id, ended.id if n % 2 else None, items)
+        except RunStatusError:
+            failures.append(n)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(20):
+            tg.start_soon(batch, n)
+
+    assert sorted(failures) == list(range(1, 20, 2))
+    texts = [m.text for m in await store.messages(thread.id)]
+    assert sorted(texts) == sorted(f"{n}:{i}" for n in range(0, 20, 2) for i in range(3))
+    assert (await store.get_thread(thread.id)).item_count == 30
 
 
 async def test_twenty_threads_appending_concurrently_keep_their_order(store: Store) -> None:

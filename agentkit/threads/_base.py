@@ -66,9 +66,11 @@ class SQLStore:
         """Delete a thread with all its items and runs."""
         await self._execute(_sql.delete_thread(thread_id), True)
 
-    async def messages(self, thread_id: str) -> list[Message]:
-        """Every message of the thread, in the order they were appended."""
-        return await self._execute(_sql.messages(thread_id), False)
+    async def messages(self, thread_id: str, *, start: int = 0) -> list[Message]:
+        """The thread's messages in the order they were appended: all of them, or from
+        position ``start`` on; a negative ``start`` counts from the end (``-100``: the
+        last 100), so a long thread's tail loads without reading the rest."""
+        return await self._execute(_sql.messages(thread_id, start), False)
 
     async def append_items(
         self, thread_id: str, run_id: str | None, messages: Sequence[Message]

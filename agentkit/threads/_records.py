@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol, get_args
 
-from agentkit.errors import ConfigurationError, StoreVersionError
-from agentkit.messages import Message
+from agentkit.errors import ConfigurationError, StoreError, StoreVersionError
+from agentkit.messages import Message, ToolCall
 from agentkit.usage import Usage
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
     "RunStatus",
     "Store",
     "Thread",
-    "decode_item",
+    "decode_items",
     "encode_item",
     "new_id",
 ]
@@ -182,16 +182,52 @@ def encode_item(message: Message) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def decode_item(thread_id: str, position: int, format: int, data: str) -> Message:
-    """A stored item read back as a message; items written by a newer agentkit are
-    refused rather than misread."""
-    if format > ITEM_FORMAT:
-        raise StoreVersionError(
-            f"item {position} of thread {thread_id} has format version {format}, newer "
-            f"than this agentkit understands ({ITEM_FORMAT}); upgrade agentkit "
-            "(pip install -U agentkit) to read it"
+def decode_items(thread_id: str, rows: Sequence[tuple[int, int, str]]) -> list[Message]:
+    """Stored ``(position, format, data)`` items read back as messages. Items written by
+    a newer agentkit are refused rather than misread."""
+    for position, format, _ in rows:
+        if format > ITEM_FORMAT:
+            raise StoreVersionError(
+                f"item {position} of thread {thread_id} has format version {format}, newer "
+                f"than this agentkit understands ({ITEM_FORMAT}); upgrade agentkit "
+                "(pip install -U agentkit) to read it"
+            )
+    try:
+        # One parse for the whole thread: long threads load much faster this way.
+        items = json.loads(f"[{','.join(row[2] for row in rows)}]")
+    except ValueError as exc:
+        raise StoreError(
+            f"thread {thread_id} holds an item that is not valid JSON ({exc}); it was not "
+            "written by agentkit: restore it from a backup or delete the thread"
+        ) from None
+    return [_message(item) for item in items]
+
+
+def _message(data: dict[str, Any]) -> Message:
+    role = data.get("role")
+    try:
+        calls = tuple(
+            ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+            for c in data.get("tool_calls") or ()
         )
-    return Message.from_openai(json.loads(data))
+    except (KeyError, TypeError):
+        calls = None
+    if role not in _ROLES or calls is None or (role == "tool") != ("tool_call_id" in data):
+        # Not what encode_item writes: the wire parser validates (and explains) it.
+        return Message.from_openai(data)
+    # Direct construction skips re-validating what encode_item wrote: 2-3x faster.
+    return Message(
+        role,
+        data.get("content"),
+        calls,
+        data.get("tool_call_id"),
+        data.get("name"),
+        data.get("refusal"),
+        bool(data.get("is_error", False)),
+    )
+
+
+_ROLES = frozenset(("system", "developer", "user", "assistant", "tool"))
 
 
 class Store(Protocol):
@@ -221,8 +257,9 @@ class Store(Protocol):
         """Delete a thread with its items and runs."""
         ...
 
-    async def messages(self, thread_id: str) -> list[Message]:
-        """The thread's messages, in order."""
+    async def messages(self, thread_id: str, *, start: int = 0) -> list[Message]:
+        """The thread's messages in order, from position ``start`` (negative: from the
+        end)."""
         ...
 
     async def append_items(

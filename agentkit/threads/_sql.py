@@ -33,7 +33,7 @@ from agentkit.threads._records import (
     RunStatus,
     Thread,
     check_metadata,
-    decode_item,
+    decode_items,
     decode_pending,
     decode_usage,
     encode_item,
@@ -238,15 +238,16 @@ def delete_thread(thread_id: str) -> Op[None]:
         raise _missing("thread", thread_id)
 
 
-def messages(thread_id: str) -> Op[list[Message]]:
-    """The thread's message items in order (one snapshot: the same transaction)."""
-    yield from get_thread(thread_id)
+def messages(thread_id: str, start: int) -> Op[list[Message]]:
+    """The thread's message items from position ``start`` (negative: from the end), in
+    order, read in one snapshot (the same transaction)."""
+    thread = yield from get_thread(thread_id)
     rows = yield Q(
         "SELECT position, format, data FROM items WHERE thread_id = ? AND kind = 'message' "
-        "ORDER BY position",
-        (thread_id,),
+        "AND position >= ? ORDER BY position",
+        (thread_id, start if start >= 0 else max(0, thread.item_count + start)),
     )
-    return [decode_item(thread_id, position, fmt, data) for position, fmt, data in rows]
+    return decode_items(thread_id, rows)
 
 
 def _lock_thread(thread_id: str, added: int = 0) -> Op[int]:
@@ -270,12 +271,18 @@ def _expire(thread_id: str, now: float) -> Op[None]:
     )
 
 
-def _busy(thread_id: str) -> Op[None]:
+def _claim(thread_id: str, now: float) -> Op[None]:
+    """Check that the thread has no active run, expiring first the ones whose lease ran
+    out (one read when the thread is idle, the common case)."""
     rows = yield Q(
-        f"SELECT id, status FROM runs WHERE thread_id = ? AND {_IN_ACTIVE}", (thread_id,)
+        f"SELECT id, status, lease_until FROM runs WHERE thread_id = ? AND {_IN_ACTIVE}",
+        (thread_id,),
     )
+    for run_id, status, lease_until in rows:
+        if status == "requires_action" or lease_until is None or lease_until >= now:
+            raise thread_busy(thread_id, run_id, status)
     if rows:
-        raise thread_busy(thread_id, rows[0][0], rows[0][1])
+        yield from _expire(thread_id, now)
 
 
 def thread_busy(thread_id: str, run_id: str | None, status: str | None) -> ThreadBusy:
@@ -299,17 +306,19 @@ def append_items(thread_id: str, run_id: str | None, items: Sequence[Message]) -
     now = time.time()
     count = yield from _lock_thread(thread_id, len(encoded))
     if run_id is None:
-        yield from _expire(thread_id, now)
-        yield from _busy(thread_id)
+        yield from _claim(thread_id, now)
     else:
-        run = yield from get_run(run_id)
-        if run.thread_id != thread_id or not run.active:
-            where = "" if run.thread_id == thread_id else f" on thread {run.thread_id}"
+        rows = yield Q("SELECT thread_id, status FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise _missing("run", run_id)
+        owner, status = rows[0]
+        if owner != thread_id or status not in ACTIVE:
+            where = "" if owner == thread_id else f" on thread {owner}"
             raise RunStatusError(
-                f"run {run_id} is {run.status!r}{where}, so it cannot append to thread "
+                f"run {run_id} is {status!r}{where}, so it cannot append to thread "
                 f"{thread_id}; start a new run on the thread",
                 run_id=run_id,
-                status=run.status,
+                status=status,
             )
     start = count - len(encoded)
     yield Q(
@@ -376,8 +385,7 @@ def create_run(
         )
         if rows:
             return _run(rows[0])
-    yield from _expire(thread_id, now)
-    yield from _busy(thread_id)
+    yield from _claim(thread_id, now)
     row = (
         new_id("run"),
         thread_id,

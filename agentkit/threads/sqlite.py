@@ -6,7 +6,8 @@ import functools
 import os
 import sqlite3
 import threading
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
@@ -40,6 +41,8 @@ class SQLiteStore(SQLStore):
         self.path = os.fspath(path)
         self.timeout = timeout
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._queue: list[_Job] = []
         self._idle: list[sqlite3.Connection] = []
         self._ready = False
 
@@ -58,12 +61,13 @@ class SQLiteStore(SQLStore):
 
     def _run(self, op: Op[T], write: bool) -> T:
         try:
+            if write:
+                return self._write(op)
             conn = self._take()
             try:
                 return _drive(conn, op, write)
             finally:
-                with self._lock:
-                    self._idle.append(conn)
+                self._give(conn)
         except sqlite3.IntegrityError as exc:
             raise Conflict(str(exc)) from None
         except sqlite3.OperationalError as exc:
@@ -82,6 +86,31 @@ class SQLiteStore(SQLStore):
                 f"{self.path} is not a usable SQLite database ({exc}); point SQLiteStore at "
                 "an agentkit database or a new file"
             ) from None
+
+    def _write(self, op: Op[T]) -> T:
+        """Group commit: writers of this process queue their operations; whoever holds
+        the write lock runs every queued one in a single transaction, each in its own
+        savepoint (so each stays all-or-nothing), and commits once for all. Writers
+        also wait here rather than in SQLite's busy handler, which polls with sleeps."""
+        job = _Job(op)
+        with self._lock:
+            self._queue.append(job)
+        with self._write_lock:
+            if not job.finished:
+                with self._lock:
+                    batch, self._queue = self._queue, []
+                conn = self._take()
+                try:
+                    _commit(conn, batch)
+                finally:
+                    self._give(conn)
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[no-any-return]
+
+    def _give(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._idle.append(conn)
 
     def _take(self) -> sqlite3.Connection:
         with self._lock:
@@ -107,9 +136,16 @@ class SQLiteStore(SQLStore):
             return conn
 
 
-def _drive(conn: sqlite3.Connection, op: Op[T], write: bool) -> T:
-    """Run ``op`` in one transaction: commit if it returns, roll back if anything raises."""
-    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+@dataclass(eq=False)
+class _Job:
+    op: Op[Any]
+    finished: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _steps(conn: sqlite3.Connection, op: Op[T]) -> T:
+    """Run the statements of ``op`` (inside the caller's transaction)."""
     try:
         query = next(op)
         while True:
@@ -121,12 +157,46 @@ def _drive(conn: sqlite3.Connection, op: Op[T], write: bool) -> T:
             query = op.send(rows)
     except StopIteration as stop:
         result: T = stop.value
-    except BaseException:
-        conn.rollback()
-        raise
+        return result
+
+
+def _drive(conn: sqlite3.Connection, op: Op[T], write: bool) -> T:
+    """Run ``op`` in one transaction: commit if it returns, roll back if anything raises."""
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
+        result = _steps(conn, op)
         conn.execute("COMMIT")
     except BaseException:
         conn.rollback()
         raise
     return result
+
+
+def _commit(conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    """Run a batch of write operations in one transaction, one savepoint each: an
+    operation that raises is undone alone; the commit (or its failure) is everyone's."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for job in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                job.result = _steps(conn, job.op)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                job.error = exc
+            conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        conn.rollback()
+        for job in batch:
+            job.result = None
+            job.error = (
+                exc
+                if isinstance(exc, Exception)
+                else StoreError("the write was interrupted; nothing was stored: retry it")
+            )
+        if not isinstance(exc, Exception):
+            raise
+    finally:
+        for job in batch:
+            job.finished = True
