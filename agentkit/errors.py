@@ -31,6 +31,7 @@ __all__ = [
     "ModelHTTPError",
     "ModelNotFound",
     "ModelRequestsBlocked",
+    "NotFound",
     "NotPending",
     "OutputTruncated",
     "OutputValidationError",
@@ -39,7 +40,12 @@ __all__ = [
     "RateLimited",
     "RunCancelled",
     "RunError",
+    "RunStatusError",
     "RunTimeout",
+    "StoreError",
+    "StoreUnavailable",
+    "StoreVersionError",
+    "ThreadBusy",
     "ToolArgumentsError",
     "ToolCallError",
     "ToolChoiceIgnored",
@@ -268,3 +274,41 @@ class ModelRequestsBlocked(AgentkitError):
 
 class CassetteMismatch(AgentkitError):
     """In replay mode a request differed from the recorded one; the message shows the diff."""
+
+
+# --- threads and stores --------------------------------------------------------------
+
+
+class NotFound(AgentkitError):
+    """No thread or run has the id given; the message says which id and where to get one."""
+
+
+class ThreadBusy(AgentkitError):
+    """The thread already has an active run (``run_id``); wait for it, resume or cancel it."""
+
+    def __init__(self, message: str, *, thread_id: str, run_id: str | None) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        self.run_id = run_id
+
+
+class RunStatusError(AgentkitError):
+    """A run cannot do what was asked in its current ``status`` (e.g. cancel a finished
+    run)."""
+
+    def __init__(self, message: str, *, run_id: str, status: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
+
+
+class StoreError(AgentkitError):
+    """A thread store failed; nothing was changed by the failed operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is locked by another process for too long, down or unreachable."""
+
+
+class StoreVersionError(StoreError):
+    """The database (or one stored item) was written by a newer agentkit; upgrade it."""

@@ -74,7 +74,8 @@ async def resume_on_thread(
         raise RunStatusError(
             f"run {run_id!r} is {record.status}, not waiting (requires_action): only a run "
             "that stopped for approvals or external outputs can be resumed; start a new "
-            "run on the thread instead"
+            "run on the thread instead",
+            run_id=run_id, status=record.status,
         )
     if record.agent != agent:
         logger.warning("run %s was started by agent %r, resumed by %r", run_id, record.agent,
