@@ -447,9 +447,10 @@ async def iterate_run(
     Starts a new run from ``input`` and ``history`` (into ``state`` when given, so the
     caller can save it after any event), or, when ``input`` is None, continues ``state``:
     a run that stopped after a step (with ``history``: a state saved without its
-    messages, whose ``new_message_index`` counts from the start of ``history``). With ``stream=True`` the model is called through
-    ``Model.stream`` and text deltas are yielded as they arrive. Any exception escaping
-    carries ``.messages``, ``.usage`` and ``.state`` of the run so far.
+    messages, whose ``new_message_index`` counts from the start of ``history``). With
+    ``stream=True`` the model is called through ``Model.stream`` and text deltas are
+    yielded as they arrive. Any exception escaping carries ``.messages``, ``.usage`` and
+    ``.state`` of the run so far.
     """
     run = _Run(spec, state if state is not None else RunState(), stream)
     finished = False

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol, get_args
 
 from agentkit.errors import ConfigurationError, StoreError, StoreVersionError
 from agentkit.messages import Message, ToolCall
