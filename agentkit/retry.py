@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
+import tenacity
 
 from agentkit.errors import ModelError
 
@@ -184,11 +185,12 @@ class RetryPolicy:
 class RetryAttempts:
     """The attempts of one retried call, and the one count of what they cost.
 
-    Iterating yields this object once per attempt; the ``with`` block around an attempt
-    records how it ended. :attr:`answered` counts every attempt the server answered (and
-    may bill): successes, final errors and :class:`TransientError` s that say so. It is
-    written on every error raised from here (``requests_answered``), and backends put it
-    in the usage of their response.
+    tenacity drives the loop (waits, stop rules, logging); this object is each attempt's
+    ``with`` block, and turns the last :class:`TransientError` into the backend's final
+    error. :attr:`answered` counts every attempt the server answered (and may bill):
+    successes, final errors and :class:`TransientError` s that say so. It is written on
+    every error raised from here (``requests_answered``), and backends put it in the usage
+    of their response.
     """
 
     def __init__(self, policy: RetryPolicy, what: str) -> None:
@@ -197,35 +199,38 @@ class RetryAttempts:
         self.number = 0
         self.answered = 0
         self._start = policy.clock()
-        self._failure: TransientError | None = None
+        self._note = ""
+        self._retrying = tenacity.AsyncRetrying(
+            sleep=policy.sleep,
+            stop=self._stop,
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(TransientError),
+            before_sleep=self._log,
+            reraise=True,
+        )
+        self._attempts: Any = None
+        self._attempt: Any = None
 
     def __aiter__(self) -> RetryAttempts:
         return self
 
     async def __anext__(self) -> RetryAttempts:
-        failure, self._failure = self._failure, None
-        if failure is None and self.number:
-            raise StopAsyncIteration
+        if self._attempts is None:
+            self._attempts = self._retrying.__aiter__()
+        failure: TransientError | None = None
+        try:
+            self._attempt = await self._attempts.__anext__()
+        except TransientError as exc:
+            failure = exc
         if failure is not None:
-            policy = self.policy
-            wait = failure.retry_after
-            if wait is None:
-                wait = policy.backoff(self.number)
-            note = self._stop_note(wait, hinted=failure.retry_after is not None)
-            if note is not None:
-                # Raised outside any except block, so the final error chains to nothing:
-                # the backend's own exceptions may quote secrets back.
-                raise self.bill(failure.build_error(self.number, note))
-            logger.warning(
-                "agentkit: %s failed (%s); retrying in %.2fs (attempt %d of %d)",
-                self.what, failure.reason, wait, self.number + 1, policy.max_attempts,
-            )
-            await policy.sleep(wait)
+            # Raised outside the except block, so the final error chains to nothing: the
+            # backend's own exceptions may quote secrets back.
+            raise self.bill(failure.build_error(self.number, self._note))
         self.number += 1
         return self
 
     def __enter__(self) -> None:
-        return None
+        self._attempt.__enter__()
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -234,17 +239,42 @@ class RetryAttempts:
             self.answered += 1
             if exc is not None:
                 self.bill(exc)
-            return False
-        if isinstance(exc, TransientError):
+        elif isinstance(exc, TransientError):
             self.answered += exc.counts_as_request
-            self._failure = exc
-            return True  # swallowed: __anext__ retries or raises the final error
-        return False
+        # tenacity keeps the outcome and decides at the next iteration: retry, or re-raise.
+        return bool(self._attempt.__exit__(kind, exc, tb))
 
     def bill(self, error: E) -> E:
         """``error`` with :attr:`answered` as its ``requests_answered``."""
         error.requests_answered = self.answered
         return error
+
+    @staticmethod
+    def _failure(state: tenacity.RetryCallState) -> TransientError | None:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        return exc if isinstance(exc, TransientError) else None
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        failure = self._failure(state)
+        if failure is not None and failure.retry_after is not None:
+            return failure.retry_after
+        return self.policy.backoff(state.attempt_number)
+
+    def _stop(self, state: tenacity.RetryCallState) -> bool:
+        failure = self._failure(state)
+        hinted = failure is not None and failure.retry_after is not None
+        note = self._stop_note(state.upcoming_sleep, hinted=hinted)
+        self._note = note or ""
+        return note is not None
+
+    def _log(self, state: tenacity.RetryCallState) -> None:
+        failure = self._failure(state)
+        logger.warning(
+            "agentkit: %s failed (%s); retrying in %.2fs (attempt %d of %d)",
+            self.what, failure.reason if failure is not None else "unknown error",
+            state.upcoming_sleep, state.attempt_number + 1, self.policy.max_attempts,
+        )
 
     def _stop_note(self, wait: float, *, hinted: bool) -> str | None:
         policy = self.policy
