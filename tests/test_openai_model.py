@@ -375,7 +375,8 @@ async def test_retry_after_is_honoured(
         headers = {"retry-after": email.utils.formatdate(time.time() + 20, usegmt=True)}
     server.enqueue(error_reply(429, headers=headers), "ok")
     await make_model(server, fake_time).request(ask())
-    assert fake_time.sleeps == [pytest.approx(wait, abs=1.1)]
+    # An HTTP date has whole seconds, and a loaded machine takes a while to get here.
+    assert fake_time.sleeps == [pytest.approx(wait, abs=3 if wait == 20.0 else 0.01)]
     assert len(server.requests) == 2
 
 
