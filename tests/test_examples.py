@@ -32,7 +32,8 @@ def _run(script: str, *args: str, env_extra: dict[str, str] | None = None,
 
 
 def test_every_example_is_tested() -> None:
-    tested = {"weather_bot.py", "structured_output.py", "parallel_tools.py", "backend_service.py"}
+    tested = {"weather_bot.py", "structured_output.py", "parallel_tools.py", "backend_service.py",
+              "approval_bot.py"}
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_")}
     assert scripts == tested
 
@@ -60,6 +61,16 @@ def test_structured_output_offline_returns_a_valid_person() -> None:
     assert isinstance(person["born"], int)
     # The small model copies the name reliably; numbers and places less so (see the docstring).
     assert person["name"] == "Ada Lovelace"
+
+
+@pytest.mark.local_model
+@pytest.mark.parametrize(("flag", "deleted"), [("--yes", True), ("--no", False)])
+def test_approval_bot_offline_asks_before_deleting(flag: str, deleted: bool) -> None:
+    out = _run("approval_bot.py", flag)
+    assert "[model: smollm2-135m, thread thread_" in out
+    assert re.search(r"the bot wants to run delete_file\(\{'path': '[^']*'\}\)\. Allow\? "
+                     r"\[y/n\] [yn]", out), out
+    assert f"run completed; notes.txt exists: {not deleted}; 4 messages stored" in out
 
 
 def test_parallel_tools_offline_overlaps_the_four_calls() -> None:
@@ -102,6 +113,11 @@ ONLINE: list[tuple[str, list[str], list[Reply | str], str]] = [
                          ("get_local_time", {"city": "Tokyo"})),
          "Paris 15°C, Lima 14°C, Tokyo 21:00."],
         "3 tool calls:",
+    ),
+    (
+        "approval_bot.py", ["--no"],
+        [tool_call_reply(("delete_file", {"path": "notes.txt"})), "I kept notes.txt."],
+        "assistant> I kept notes.txt.\nrun completed; notes.txt exists: True; 4 messages",
     ),
     (
         "backend_service.py", ["--selftest"],
