@@ -137,6 +137,7 @@ async def test_messages_round_trip_in_order(store: Store) -> None:
     assert await store.messages(thread.id, start=4) == sent[4:]
     assert await store.messages(thread.id, start=-2) == sent[-2:]
     assert await store.messages(thread.id, start=-100) == sent
+    assert await store.append_items(thread.id, None, []) == 6
 
 
 async def test_items_are_versioned_json_of_the_wire_format(store: Store, backend: Backend) -> None:
