@@ -4,6 +4,7 @@ server (started for the session by tests/_postgres.py)."""
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import subprocess
 import sys
@@ -137,6 +138,7 @@ async def test_messages_round_trip_in_order(store: Store) -> None:
     assert await store.messages(thread.id, start=4) == sent[4:]
     assert await store.messages(thread.id, start=-2) == sent[-2:]
     assert await store.messages(thread.id, start=-100) == sent
+    assert await store.append_items(thread.id, None, []) == 6
 
 
 async def test_items_are_versioned_json_of_the_wire_format(store: Store, backend: Backend) -> None:
@@ -257,6 +259,44 @@ async def test_two_processes_append_to_one_thread(store: Store, backend: Backend
     assert len(texts) == 200
     for name in ("a", "b"):
         assert [t for t in texts if t.startswith(name)] == [f"{name}{i}" for i in range(100)]
+
+
+async def test_a_writer_killed_at_random_instants_leaves_a_consistent_thread(
+    store: Store, backend: Backend
+) -> None:
+    thread = await store.create_thread()
+    body = """
+        thread_id, kill = args
+        async def main():
+            run = await store.create_run(thread_id, "bot", lease=0.2)
+            for b in range(10_000):
+                batch = [Message.user(f"{kill}:{b}:{i}") for i in range(3)]
+                await store.append_items(thread_id, run.id, batch)
+                if b == 0:
+                    print("ready", flush=True)
+        anyio.run(main)
+    """
+    written = 0
+    for kill in range(8):
+        proc = run_script(backend, body, thread.id, str(kill))
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        await anyio.sleep(random.uniform(0, 0.05))
+        proc.kill()  # SIGKILL: no cleanup, possibly in the middle of a transaction
+        proc.communicate(timeout=60)
+        await anyio.sleep(0.25)  # its lease runs out
+
+        # The next run proceeds; what the dead one wrote is there in whole batches.
+        run = await store.create_run(thread.id, "bot")
+        texts = [m.text for m in await store.messages(thread.id)]
+        assert (await store.get_thread(thread.id)).item_count == len(texts)
+        assert len(texts) % 3 == 0 and len(texts) > written  # batch 0 was committed
+        written = len(texts)
+        for start in range(0, len(texts), 3):
+            prefix = texts[start].rsplit(":", 1)[0]
+            assert texts[start : start + 3] == [f"{prefix}:{i}" for i in range(3)]
+        await store.update_run(run.id, status="completed")
+    statuses = [r.status for r in await store.list_runs(thread.id)]
+    assert statuses == ["expired", "completed"] * 8
 
 
 async def test_list_threads_pages_newest_first_and_filters(store: Store) -> None:

@@ -17,6 +17,9 @@ from agentkit.threads.sqlite import SQLiteStore
 if TYPE_CHECKING:
     from agentkit.threads.postgres import PostgresStore
 
+    def _conforms(sqlite: SQLiteStore, postgres: PostgresStore) -> tuple[Store, Store]:
+        return sqlite, postgres  # mypy checks both stores against the protocol here
+
 __all__ = [
     "PendingCall",
     "PostgresStore",
