@@ -12,7 +12,8 @@ from typing import Any
 
 import anyio
 import pytest
-from test_threads_store import ROOT, Backend, backend, postgres, store  # noqa: F401
+from conftest import Backend
+from test_threads_store import ROOT
 
 from agentkit import (
     Agent,
