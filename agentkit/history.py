@@ -32,38 +32,53 @@ def estimate_tokens(message: Message) -> int:
     return size // 4 + 4
 
 
-def keep_last(n: int) -> HistoryPolicy:
+class keep_last:  # noqa: N801 - used like a function: history_policy=keep_last(20)
     """Send the instructions and at most the last ``n`` other messages (a few more when
     the cut would separate a tool result from its call)."""
-    if n < 1:
-        raise ConfigurationError(f"keep_last(n) needs n >= 1, got {n}")
 
-    def policy(messages: Sequence[Message]) -> list[Message]:
+    def __init__(self, n: int) -> None:
+        if n < 1:
+            raise ConfigurationError(f"keep_last(n) needs n >= 1, got {n}")
+        self.n = n
+        self.window = n
+        """The most stored messages this policy can send: a run on a thread loads no more
+        (plus a margin for the calls of leading tool results)."""
+
+    def __call__(self, messages: Sequence[Message]) -> list[Message]:
         head = _instructions(messages)
-        return _from(messages, head, max(head, len(messages) - n))
+        return _from(messages, head, max(head, len(messages) - self.n))
 
-    return policy
+    def __repr__(self) -> str:
+        return f"keep_last({self.n})"
 
 
-def keep_tokens(n: int, estimate: Callable[[Message], int] = estimate_tokens) -> HistoryPolicy:
+class keep_tokens:  # noqa: N801 - used like a function: history_policy=keep_tokens(4000)
     """Send the instructions and the most recent messages that fit in about ``n`` tokens
     (by ``estimate``); the last message is always sent."""
-    if n < 1:
-        raise ConfigurationError(f"keep_tokens(n) needs n >= 1, got {n}")
 
-    def policy(messages: Sequence[Message]) -> list[Message]:
+    def __init__(self, n: int, estimate: Callable[[Message], int] = estimate_tokens) -> None:
+        if n < 1:
+            raise ConfigurationError(f"keep_tokens(n) needs n >= 1, got {n}")
+        self.n = n
+        self.estimate = estimate
+        # The default estimate charges at least 4 tokens a message, which bounds how many
+        # messages can fit; a custom estimate gives no such bound.
+        self.window: int | None = n // 4 + 1 if estimate is estimate_tokens else None
+
+    def __call__(self, messages: Sequence[Message]) -> list[Message]:
         head = _instructions(messages)
-        budget = n - sum(estimate(m) for m in messages[:head])
+        budget = self.n - sum(self.estimate(m) for m in messages[:head])
         cut = len(messages)
         while cut > head:
-            cost = estimate(messages[cut - 1])
+            cost = self.estimate(messages[cut - 1])
             if cost > budget and cut < len(messages):
                 break
             budget -= cost
             cut -= 1
         return _from(messages, head, cut)
 
-    return policy
+    def __repr__(self) -> str:
+        return f"keep_tokens({self.n})"
 
 
 def _instructions(messages: Sequence[Message]) -> int:

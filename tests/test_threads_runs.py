@@ -255,3 +255,26 @@ async def test_a_killed_run_stops_blocking_its_thread_after_its_lease(
     # The dead run's call without a result was answered before the thread was sent on.
     roles = [m.role for m in await store.messages(thread.id)]
     assert roles[:3] == ["user", "assistant", "tool"]
+
+
+async def test_a_history_policy_loads_only_the_tail_of_a_long_thread(store: Store) -> None:
+    from agentkit.threads import keep_last, keep_tokens
+
+    thread = await store.create_thread()
+    for i in range(100):
+        await store.append_items(thread.id, None, [
+            Message.user("q"),
+            Message.assistant(None, [ToolCall(f"x{i}", "lookup", "{}")]),
+            Message.tool(f"x{i}", "rain", name="lookup"),
+            Message.assistant("a"),
+        ])
+    model = FunctionModel(lambda request: "ok")
+    for policy in (keep_last(6), keep_tokens(40)):
+        bot = Agent(instructions="Be brief.", model=model, history_policy=policy)
+        result = await bot.run("latest?", thread=thread.id, store=store)
+        # Loaded: about the policy's window, not the 400 stored messages.
+        assert len(result.messages) < 60
+        sent = model.requests[-1].messages
+        assert sent[0].role == "system" and sent[-1].text == "latest?"
+        assert sent[1].role != "tool"
+    assert len(await store.messages(thread.id)) == 404

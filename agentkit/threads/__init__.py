@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agentkit.history import HistoryPolicy, keep_last, keep_tokens
 from agentkit.threads._records import PendingCall, RunRecord, RunStatus, Store, Thread
 from agentkit.threads.sqlite import SQLiteStore
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         return sqlite, postgres  # mypy checks both stores against the protocol here
 
 __all__ = [
+    "HistoryPolicy",
     "PendingCall",
     "PostgresStore",
     "RunRecord",
@@ -28,6 +30,8 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "Thread",
+    "keep_last",
+    "keep_tokens",
 ]
 
 

@@ -26,7 +26,7 @@ from agentkit.messages import Message
 from agentkit.run import RunEvent, RunFinished, RunResult, RunSpec, RunState, iterate_run
 from agentkit.threads._records import RunRecord, RunStatus, Store
 
-__all__ = ["resume_on_thread", "run_on_thread"]
+__all__ = ["load_history", "resume_on_thread", "run_on_thread"]
 
 logger = logging.getLogger("agentkit")
 
@@ -47,7 +47,7 @@ async def run_on_thread(
     """Run ``spec`` on the stored thread ``thread_id``, storing every step."""
     record = await store.create_run(thread_id, agent, lease=LEASE)
     try:
-        history = await store.messages(thread_id)
+        history = await load_history(store, thread_id, spec)
     except BaseException as exc:
         await _end_quietly(store, record.id, "failed", f"could not load the thread: {exc}")
         raise
@@ -87,11 +87,25 @@ async def resume_on_thread(
         run_id, status="in_progress", expect=["requires_action"], lease_until=_lease(),
         pending=state.pending, state=state.to_json(),
     )
-    history = await store.messages(record.thread_id)
+    history = await load_history(store, record.thread_id, spec)
     run = _ThreadRun(store, record, spec, history, state)
     async for event in run.drive(iterate_run(run.spec, None, history, stream=stream,
                                              state=state)):
         yield event
+
+
+async def load_history(store: Store, thread_id: str, spec: RunSpec) -> list[Message]:
+    """The thread's messages; with a history policy that can send only the last N, only
+    about those (a 10,000-item thread then loads in milliseconds)."""
+    window = getattr(spec.history_policy, "window", None)
+    if window is None:
+        return await store.messages(thread_id)
+    history = await store.messages(thread_id, start=-(window + _MARGIN))
+    # The tail may start inside a turn: results whose call was not loaded go too.
+    first = 0
+    while first < len(history) and history[first].role == "tool":
+        first += 1
+    return history[first:]
 
 
 class _ThreadRun:
@@ -205,6 +219,11 @@ class _ThreadRun:
                 await self.store.update_run(self.record.id, lease_until=_lease())
             except Exception as exc:
                 logger.warning("run %s: could not renew its lease: %s", self.record.id, exc)
+
+
+# Extra messages loaded before a policy's window, so that the cut can move back to the
+# call that leading tool results answer.
+_MARGIN = 32
 
 
 def _lease() -> datetime:
