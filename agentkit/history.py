@@ -32,7 +32,7 @@ def estimate_tokens(message: Message) -> int:
     return size // 4 + 4
 
 
-class keep_last:  # noqa: N801 - used like a function: history_policy=keep_last(20)
+class keep_last:
     """Send the instructions and at most the last ``n`` other messages (a few more when
     the cut would separate a tool result from its call)."""
 
@@ -52,7 +52,7 @@ class keep_last:  # noqa: N801 - used like a function: history_policy=keep_last(
         return f"keep_last({self.n})"
 
 
-class keep_tokens:  # noqa: N801 - used like a function: history_policy=keep_tokens(4000)
+class keep_tokens:
     """Send the instructions and the most recent messages that fit in about ``n`` tokens
     (by ``estimate``); the last message is always sent."""
 
