@@ -135,3 +135,12 @@ def test_a_module_level_agent_follows_the_environment_between_tests(
         assert module_agent.run_sync("hi").output == "from the second server"
         # Unchanged environment: the same model object (and its connection pool) is reused.
         assert module_agent.model is module_agent.model
+
+
+def test_every_exception_and_run_value_is_importable_from_agentkit() -> None:
+    import agentkit
+    import agentkit.errors
+
+    assert set(agentkit.errors.__all__) <= set(agentkit.__all__)
+    for name in ("RunState", "PendingCall", "RunStatus", "RunOptions"):
+        assert hasattr(agentkit, name), name
