@@ -602,10 +602,14 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         reason = spec.limits.check_before_request(state.usage)
         if reason is not None:
             raise UsageLimitExceeded(f"usage limit reached: {reason}")
-    policy = spec.history_policy
+    # A snapshot: the request must not change when the run appends to the history.
+    sent = list(state.messages) if spec.history_policy is None else spec.history_policy(
+        state.messages
+    )
+    if inspect.isawaitable(sent):
+        sent = await sent
     request = ModelRequest(
-        # A snapshot: the request must not change when the run appends to the history.
-        messages=list(state.messages) if policy is None else policy(state.messages),
+        messages=sent,
         tools=run.definitions,
         settings=run.settings(),
         response_format=run.response_format,

@@ -7,9 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agentkit import Agent, ConfigurationError, Message, ToolCall
-from agentkit.history import estimate_tokens, keep_last, keep_tokens
+from agentkit.history import estimate_tokens, keep_last, keep_tokens, summarize
 from agentkit.messages import to_openai
+from agentkit.models import ModelRequest
 from agentkit.testing import FunctionModel
+
+pytestmark = pytest.mark.anyio
 
 
 def conversation(turns: int) -> list[Message]:
@@ -86,3 +89,48 @@ def test_bad_sizes_are_refused() -> None:
         keep_last(0)
     with pytest.raises(ConfigurationError, match="keep_tokens"):
         keep_tokens(0)
+
+
+# --- summarize ----------------------------------------------------------------------------------
+
+
+seen: list[str] = []  # what the summarizer was asked to summarize
+
+
+def summarizer() -> FunctionModel:
+    def write(request: ModelRequest) -> str:
+        seen.append(request.messages[-1].text)
+        return f"summary #{len(seen)}"
+
+    return FunctionModel(write)
+
+
+async def test_summarize_replaces_the_older_messages_and_reuses_its_summary() -> None:
+    seen.clear()
+    policy = summarize(summarizer(), keep_last=10, every=20)
+    messages = conversation(12)  # 60 messages after the instructions
+    sent = await policy(messages)
+    assert sent[0] == messages[0]
+    assert sent[1].role == "system" and sent[1].text.endswith("summary #1")
+    assert_valid(sent)
+    assert sent[2:] == messages[len(messages) - len(sent) + 2:]
+    assert len(sent) - 2 <= 20
+    # Two more turns: the same prefix is covered, and its summary is reused.
+    assert (await policy(conversation(13)))[1] == sent[1]
+    assert len(seen) == 1
+    # Past the next step, a new summary extends the last one with the new messages only.
+    longer = await policy(conversation(16))
+    assert longer[1].text.endswith("summary #2") and len(seen) == 2
+    assert seen[1].startswith("Earlier summary:\nsummary #1")
+    assert "question 0" not in seen[1]
+    assert_valid(longer)
+
+
+async def test_summarize_sends_a_short_conversation_as_it_is() -> None:
+    messages = conversation(3)
+    assert await summarize(summarizer(), keep_last=10, every=20)(messages) == messages
+
+
+def test_summarize_settings_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="summarize"):
+        summarize(summarizer(), keep_last=0)

@@ -278,3 +278,35 @@ async def test_a_history_policy_loads_only_the_tail_of_a_long_thread(store: Stor
         assert sent[0].role == "system" and sent[-1].text == "latest?"
         assert sent[1].role != "tool"
     assert len(await store.messages(thread.id)) == 404
+
+
+async def test_summaries_are_stored_with_the_thread_and_reused_by_later_runs(
+    store: Store,
+) -> None:
+    from agentkit.threads import summarize
+
+    asked: list[str] = []
+
+    def write(request: ModelRequest) -> str:
+        asked.append(request.messages[-1].text)
+        return f"they talked about {len(asked)} things"
+
+    thread = await store.create_thread()
+    for i in range(15):
+        await store.append_items(thread.id, None, [Message.user(f"q{i}"), Message.assistant("a")])
+    answers = FunctionModel(lambda request: "ok")
+
+    def bot() -> Agent[str]:  # a new policy object each time, as in a new process
+        policy = summarize(FunctionModel(write), keep_last=6, every=10)
+        return Agent(model=answers, history_policy=policy, store=store)
+
+    await bot().run("first", thread=thread.id)
+    assert len(asked) == 1
+    assert list((await store.summaries(thread.id)).values()) == ["they talked about 1 things"]
+    await bot().run("second", thread=thread.id)
+    assert len(asked) == 1  # the stored summary was reused
+    sent = answers.requests[-1].messages
+    assert sent[0].text.endswith("they talked about 1 things")
+    assert sent[-1].text == "second"
+    # Summaries are never messages.
+    assert all(m.role in ("user", "assistant") for m in await store.messages(thread.id))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agentkit.history import HistoryPolicy, keep_last, keep_tokens
+from agentkit.history import HistoryPolicy, keep_last, keep_tokens, summarize
 from agentkit.threads._records import PendingCall, RunRecord, RunStatus, Store, Thread
 from agentkit.threads.sqlite import SQLiteStore
 
@@ -32,6 +32,7 @@ __all__ = [
     "Thread",
     "keep_last",
     "keep_tokens",
+    "summarize",
 ]
 
 

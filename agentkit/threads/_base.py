@@ -72,6 +72,15 @@ class SQLStore:
         last 100), so a long thread's tail loads without reading the rest."""
         return await self._execute(_sql.messages(thread_id, start), False)
 
+    async def save_summary(self, thread_id: str, key: str, text: str) -> None:
+        """Keep a summary of earlier messages (made by the ``summarize`` history policy)
+        with the thread; ``key`` identifies the messages it covers."""
+        await self._execute(_sql.save_summary(thread_id, key, text), True)
+
+    async def summaries(self, thread_id: str) -> dict[str, str]:
+        """The thread's stored summaries, by key."""
+        return await self._execute(_sql.summaries(thread_id), False)
+
     async def append_items(
         self, thread_id: str, run_id: str | None, messages: Sequence[Message]
     ) -> int:

@@ -234,6 +234,14 @@ class Store(Protocol):
         end)."""
         ...
 
+    async def save_summary(self, thread_id: str, key: str, text: str) -> None:
+        """Keep a summary of earlier messages with the thread (``key``: what it covers)."""
+        ...
+
+    async def summaries(self, thread_id: str) -> dict[str, str]:
+        """The thread's stored summaries, by key."""
+        ...
+
     async def append_items(
         self, thread_id: str, run_id: str | None, messages: Sequence[Message]
     ) -> int:

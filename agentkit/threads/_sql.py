@@ -330,6 +330,27 @@ def append_items(thread_id: str, run_id: str | None, items: Sequence[Message]) -
     return count
 
 
+def save_summary(thread_id: str, key: str, text: str) -> Op[None]:
+    """Store a summary of the thread's earlier messages (``key``: what it covers) as an
+    item of kind 'summary': never a message, never sent as one."""
+    count = yield from _lock_thread(thread_id, 1)
+    yield Q(
+        "INSERT INTO items (thread_id, position, run_id, kind, format, data, created_at) "
+        "VALUES (?, ?, NULL, 'summary', ?, ?, ?)",
+        (thread_id, count - 1, ITEM_FORMAT, json.dumps({"key": key, "text": text}), time.time()),
+    )
+
+
+def summaries(thread_id: str) -> Op[dict[str, str]]:
+    """The thread's stored summaries, by the key of what each covers."""
+    yield from get_thread(thread_id)
+    rows = yield Q(
+        "SELECT data FROM items WHERE thread_id = ? AND kind = 'summary' ORDER BY position",
+        (thread_id,),
+    )
+    return {item["key"]: item["text"] for item in (json.loads(row[0]) for row in rows)}
+
+
 # --- runs ------------------------------------------------------------------------------
 
 _RUN_COLUMNS = (

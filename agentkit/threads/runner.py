@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 
 from agentkit.errors import AgentkitError, RunCancelled, RunStatusError
+from agentkit.history import summarize
 from agentkit.messages import Message
 from agentkit.run import RunEvent, RunFinished, RunResult, RunSpec, RunState, iterate_run
 from agentkit.threads._records import RunRecord, RunStatus, Store
@@ -47,6 +48,7 @@ async def run_on_thread(
     """Run ``spec`` on the stored thread ``thread_id``, storing every step."""
     record = await store.create_run(thread_id, agent, lease=LEASE)
     try:
+        spec = await _bind_policy(spec, store, thread_id)
         history = await load_history(store, thread_id, spec)
     except BaseException as exc:
         await _end_quietly(store, record.id, "failed", f"could not load the thread: {exc}")
@@ -87,11 +89,36 @@ async def resume_on_thread(
         run_id, status="in_progress", expect=["requires_action"], lease_until=_lease(),
         pending=state.pending, state=state.to_json(),
     )
+    spec = await _bind_policy(spec, store, record.thread_id)
     history = await load_history(store, record.thread_id, spec)
     run = _ThreadRun(store, record, spec, history, state)
     async for event in run.drive(iterate_run(run.spec, None, history, stream=stream,
                                              state=state)):
         yield event
+
+
+class _ThreadSummaries:
+    """The ``summarize`` policy's summaries, kept with the thread."""
+
+    def __init__(self, store: Store, thread_id: str, known: dict[str, str]) -> None:
+        self.store = store
+        self.thread_id = thread_id
+        self.known = known
+
+    async def get(self, key: str) -> str | None:
+        return self.known.get(key)
+
+    async def put(self, key: str, text: str) -> None:
+        await self.store.save_summary(self.thread_id, key, text)
+        self.known[key] = text
+
+
+async def _bind_policy(spec: RunSpec, store: Store, thread_id: str) -> RunSpec:
+    policy = spec.history_policy
+    if not isinstance(policy, summarize):
+        return spec
+    cache = _ThreadSummaries(store, thread_id, await store.summaries(thread_id))
+    return dataclasses.replace(spec, history_policy=policy.with_cache(cache))
 
 
 async def load_history(store: Store, thread_id: str, spec: RunSpec) -> list[Message]:
