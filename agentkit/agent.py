@@ -236,6 +236,11 @@ class Agent(Generic[OutputT]):
                 raise ConfigurationError(
                     "a run on a thread resumes by its run id: agent.resume(run_id, store=...)"
                 )
+            if options.get("history") is not None:
+                raise ConfigurationError(
+                    "history= and thread= were both given: a thread's history is its stored "
+                    "messages; drop history=, or append those messages to the thread first"
+                )
             # Imported here: threads is a capability built on the agent, not below it.
             from agentkit.threads.runner import run_on_thread
 

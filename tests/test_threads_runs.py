@@ -310,3 +310,9 @@ async def test_summaries_are_stored_with_the_thread_and_reused_by_later_runs(
     assert sent[-1].text == "second"
     # Summaries are never messages.
     assert all(m.role in ("user", "assistant") for m in await store.messages(thread.id))
+
+
+async def test_history_and_thread_together_are_refused(store: Store) -> None:
+    thread = await store.create_thread()
+    with pytest.raises(ConfigurationError, match="history= and thread="):
+        await agent(store).run("hi", thread=thread.id, history=[Message.user("x")])
