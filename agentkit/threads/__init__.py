@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentkit.threads._records import PendingCall, RunRecord, RunStatus, Store, Thread
 from agentkit.threads.sqlite import SQLiteStore
+from agentkit.threads.urls import store_from_url
 
 if TYPE_CHECKING:
     from agentkit.threads.postgres import PostgresStore
@@ -25,6 +26,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "Thread",
+    "store_from_url",
 ]
 
 
