@@ -421,7 +421,7 @@ def _run(args: argparse.Namespace) -> int:
 # --- agentkit threads -------------------------------------------------------------------
 
 
-def open_store(url: str, *, must_exist: bool = False) -> Store:
+def _open_store(url: str, *, must_exist: bool = False) -> Store:
     """The store ``url`` names (a bad URL is a usage error); with ``must_exist``, a SQLite
     file that is not there is one too, rather than a new empty database."""
     from agentkit.threads import SQLiteStore, store_from_url
@@ -441,7 +441,7 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
 def _threads(args: argparse.Namespace) -> int:
     import anyio
 
-    store = open_store(args.store, must_exist=True)
+    store = _open_store(args.store, must_exist=True)
 
     async def command() -> int:
         try:
@@ -578,7 +578,7 @@ def _chat(args: argparse.Namespace) -> int:
         )
     if isinstance(model, OpenAIChatModel):
         model.require_key()  # before the first prompt, not after the first message
-    store = open_store(args.store) if args.thread else None
+    store = _open_store(args.store) if args.thread else None
     color = not args.no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
     session = ChatSession(agent, out=sys.stdout, color=color, store=store, thread=args.thread,
                           model=override)
@@ -656,27 +656,37 @@ class ChatSession:
 
         with start_blocking_portal() as portal:
             self._portal = portal
-            waiting = portal.call(self.open_thread) if self.store is not None else None
-            self.banner()
-            if not self._settle(portal, waiting):
-                return 0
-            while True:
-                try:
-                    line = read("you> ").strip()
-                except EOFError:
-                    self._write("\n")
-                    return 0
-                except KeyboardInterrupt:
-                    self._write("\n(Ctrl-D quits)\n")
-                    continue
-                if not line:
-                    continue
-                if line.startswith("/"):
-                    if not self.command(line):
-                        return 0
-                    continue
-                if not self._settle(portal, self._blocking(portal, self.turn, line)):
-                    return 0
+            try:
+                self._loop(portal, read)
+            finally:
+                if self.store is not None:
+                    # Shielded from a Ctrl-C: a pool left open warns at exit.
+                    with contextlib.suppress(Exception, KeyboardInterrupt):
+                        portal.call(self.store.close)
+        return 0
+
+    def _loop(self, portal: Any, read: Callable[[str], str]) -> None:
+        waiting = portal.call(self.open_thread) if self.store is not None else None
+        self.banner()
+        if not self._settle(portal, waiting):
+            return
+        while True:
+            try:
+                line = read("you> ").strip()
+            except EOFError:
+                self._write("\n")
+                return
+            except KeyboardInterrupt:
+                self._write("\n(Ctrl-D quits)\n")
+                continue
+            if not line:
+                continue
+            if line.startswith("/"):
+                if not self.command(line):
+                    return
+                continue
+            if not self._settle(portal, self._blocking(portal, self.turn, line)):
+                return
 
     async def open_thread(self) -> RunResult[Any] | None:
         """Create the thread (``"new"``) or load it; return its last run if that waits

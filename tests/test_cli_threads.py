@@ -273,6 +273,11 @@ def test_threads_list_on_postgres(workdir: Path, postgres: PostgresServer) -> No
     assert out.returncode == 0, out.stderr
     row = out.stdout.splitlines()[1].split()
     assert [row[0], *row[3:]] == [thread, "0", "team=pg"]
+    chat = cli(workdir, "chat", "bot:agent", "--thread", thread, "--store", dsn,
+               stdin="hello\n")
+    assert "assistant> you said: hello" in chat.stdout
+    assert chat.returncode == 0 and chat.stderr == ""
+    assert "[user] hello" in cli(workdir, "threads", "show", thread, "--store", dsn).stdout
 
 
 # --- agentkit chat --thread, approvals ----------------------------------------------------
