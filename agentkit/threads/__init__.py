@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agentkit.history import HistoryPolicy, keep_last, keep_tokens, summarize
 from agentkit.threads._records import PendingCall, RunRecord, RunStatus, Store, Thread
 from agentkit.threads.sqlite import SQLiteStore
+from agentkit.threads.urls import store_from_url
 
 if TYPE_CHECKING:
     from agentkit.threads.postgres import PostgresStore
@@ -32,6 +33,7 @@ __all__ = [
     "Thread",
     "keep_last",
     "keep_tokens",
+    "store_from_url",
     "summarize",
 ]
 
