@@ -552,7 +552,7 @@ def repair_history(messages: list[Message]) -> list[Message]:
 
     def close_open() -> None:
         for call in open_calls.values():
-            logger.warning("history: tool call %s (%s) had no result", call.id, call.name)
+            logger.info("history: tool call %s (%s) had no result", call.id, call.name)
             repaired.append(Message.tool(call.id, _INTERRUPTED, name=call.name, is_error=True))
         open_calls.clear()
 
