@@ -6,8 +6,9 @@ thread must load, its stored history must be valid, and from time to time a new 
 must continue it once the dead run's lease ran out. Each child marks the phase it is in
 (model, tool, store call) in a file, so the test knows where its kills landed.
 
-The next children are started while the current one runs (each waits for "go" on stdin),
-so interpreter start-up does not count against the test's time.
+The children are forked from one process that imported everything once, so a kill's
+cycle does not pay for an interpreter's start-up (on a busy 2-core machine that start-up,
+not the runs, would set the test's time).
 """
 
 from __future__ import annotations
@@ -119,27 +120,37 @@ def bot() -> tuple[Agent[str], FunctionModel]:
     return Agent(name="bot", instructions="Be brief.", model=model, tools=[lookup, clock]), model
 
 
-# --- the child ----------------------------------------------------------------------------
+# --- the children -------------------------------------------------------------------------
 
 
-def child() -> None:
-    """Entry point of a child process: ``kind url thread_id phase_file seed``."""
-    kind, url, thread_id, phase_file, seed = sys.argv[1:]
-    try:
-        anyio.run(_child, kind, url, thread_id, phase_file, int(seed))
-    except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(3)
+def forker() -> None:
+    """Entry point of the process that makes the children: ``kind url thread_id
+    phase_file``. It imports everything once, then forks a child for each number read
+    on stdin (so a kill's cycle does not pay for an interpreter's start-up), waits for it
+    and prints ``exit <code>``. A child prints ``started <pid>`` once its first run holds
+    the thread."""
+    kind, url, thread_id, phase_file = sys.argv[1:]
+    for line in sys.stdin:
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                anyio.run(_child, kind, url, thread_id, phase_file, int(line))
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(3)  # a child never ends by itself: it is killed
+        _, status = os.waitpid(pid, 0)
+        print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)
 
 
 async def _child(kind: str, url: str, thread_id: str, phase_file: str, seed: int) -> None:
     global _phase_fd
     runner.LEASE = LEASE
     _rng.seed(seed)
-    store: Any = SQLiteStore(url) if kind == "sqlite" else PostgresStore(url)
-    await store.get_thread(thread_id)  # connected, schema checked
     _phase_fd = os.open(phase_file, os.O_RDWR)
+    store: Any = SQLiteStore(url) if kind == "sqlite" else PostgresStore(url)
     started = False
 
     def marked(name: str, mark: bytes) -> None:
@@ -154,7 +165,7 @@ async def _child(kind: str, url: str, thread_id: str, phase_file: str, seed: int
                 _phase(previous)
             if name == "create_run" and not started:
                 started = True
-                print("started", flush=True)
+                print(f"started {os.getpid()}", flush=True)
             return result
 
         setattr(store, name, wrapper)
@@ -162,8 +173,6 @@ async def _child(kind: str, url: str, thread_id: str, phase_file: str, seed: int
     for name, mark in (("create_run", b"C"), ("messages", b"L"),
                        ("append_items", b"A"), ("update_run", b"U")):  # fmt: skip
         marked(name, mark)
-    print("ready", flush=True)
-    await anyio.to_thread.run_sync(sys.stdin.readline)
     agent, _ = bot()
     n = 0
     while True:
@@ -181,43 +190,49 @@ async def _child(kind: str, url: str, thread_id: str, phase_file: str, seed: int
 # --- the test -----------------------------------------------------------------------------
 
 
-class Child:
-    """A child process started ahead of time; it runs once told to go."""
+class Forker:
+    """The forker process, and killing its children."""
 
-    def __init__(self, backend: Backend, thread_id: str, tmp: Path, n: int) -> None:
-        self.phase_file = tmp / f"phase{n}"
-        self.phase_file.write_bytes(b"R")
-        self.err = tmp / f"child{n}.err"
+    def __init__(self, backend: Backend, thread_id: str, tmp: Path) -> None:
+        self.phase_file = tmp / "phase"
+        self.err = tmp / "children.err"
         with self.err.open("w") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-c",
                  "import sys; sys.path.insert(1, 'tests'); "
-                 "import test_threads_kill; test_threads_kill.child()",
-                 backend.kind, backend.url, thread_id, str(self.phase_file), str(n)],
+                 "import test_threads_kill; test_threads_kill.forker()",
+                 backend.kind, backend.url, thread_id, str(self.phase_file)],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
             )  # fmt: skip
 
-    async def expect(self, line: str) -> None:
+    async def line(self) -> str:
         out: IO[str] | None = self.process.stdout
         assert out is not None
         with anyio.fail_after(60):
-            got = await anyio.to_thread.run_sync(out.readline)
-        assert got.strip() == line, self.failure()
+            return (await anyio.to_thread.run_sync(out.readline)).strip()
 
-    def failure(self) -> str:
-        return f"child exited with {self.process.poll()}:\n{self.err.read_text()}"
-
-    def go(self) -> None:
+    async def start(self, seed: int) -> int:
+        """Fork a child; returns its pid once its first run started."""
+        self.phase_file.write_bytes(b"R")
         assert self.process.stdin is not None
-        self.process.stdin.write("go\n")
+        self.process.stdin.write(f"{seed}\n")
         self.process.stdin.flush()
+        got = await self.line()
+        assert got.startswith("started "), f"{got}\n{self.err.read_text()}"
+        return int(got.split()[1])
 
-    def kill(self) -> str:
-        """SIGKILL it; returns the phase it was in."""
-        assert self.process.poll() is None, self.failure()
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
+    async def kill(self, pid: int) -> str:
+        """SIGKILL the child; returns the phase it was in."""
+        os.kill(pid, signal.SIGKILL)
+        got = await self.line()
+        # Killed, not ended by itself (a failed run or an invalid request ends it).
+        assert got == f"exit {-signal.SIGKILL}", f"{got}\n{self.err.read_text()}"
         return PHASES[self.phase_file.read_bytes()[:1]]
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
 
 
 async def continue_thread(store: Store, thread_id: str) -> None:
@@ -244,26 +259,21 @@ async def test_sigkill_at_random_instants_leaves_a_thread_that_loads_and_continu
     thread = await store.create_thread()
     rng = random.Random(12)
     phases: Counter[str] = Counter()
-    # Two children start ahead: start-up takes longer than a kill's cycle on a busy machine.
-    ahead = [Child(backend, thread.id, tmp_path, n) for n in range(2)]
+    forker = Forker(backend, thread.id, tmp_path)
     begin = time.monotonic()
-    for kill in range(KILLS):
-        current = ahead.pop(0)
-        ahead.append(Child(backend, thread.id, tmp_path, kill + 2))
-        await current.expect("ready")
-        current.go()
-        await current.expect("started")
-        await anyio.sleep(rng.uniform(0, MAX_DELAY))
-        phases[current.kill()] += 1
+    try:
+        for kill in range(KILLS):
+            pid = await forker.start(kill)
+            await anyio.sleep(rng.uniform(0, MAX_DELAY))
+            phases[await forker.kill(pid)] += 1
 
-        stored = await store.messages(thread.id)
-        check_history(stored, complete=False)
-        assert (await store.get_thread(thread.id)).item_count == len(stored)
-        if kill % CHECK_EVERY == CHECK_EVERY - 1:
-            await continue_thread(store, thread.id)
-    for unused in ahead:
-        unused.process.kill()
-        unused.process.wait()
+            stored = await store.messages(thread.id)
+            check_history(stored, complete=False)
+            assert (await store.get_thread(thread.id)).item_count == len(stored)
+            if kill % CHECK_EVERY == CHECK_EVERY - 1:
+                await continue_thread(store, thread.id)
+    finally:
+        forker.close()
     await continue_thread(store, thread.id)
 
     runs = await store.list_runs(thread.id)
