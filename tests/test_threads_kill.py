@@ -13,6 +13,7 @@ not the runs, would set the test's time).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -223,7 +224,8 @@ class Forker:
 
     async def kill(self, pid: int) -> str:
         """SIGKILL the child; returns the phase it was in."""
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it ended by itself: see below
+            os.kill(pid, signal.SIGKILL)
         got = await self.line()
         # Killed, not ended by itself (a failed run or an invalid request ends it).
         assert got == f"exit {-signal.SIGKILL}", f"{got}\n{self.err.read_text()}"
