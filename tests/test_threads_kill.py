@@ -204,6 +204,7 @@ class Forker:
                  "import test_threads_kill; test_threads_kill.forker()",
                  backend.kind, backend.url, thread_id, str(self.phase_file)],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                start_new_session=True,  # its own process group, with all its children
             )  # fmt: skip
 
     async def line(self) -> str:
@@ -232,9 +233,13 @@ class Forker:
         return PHASES[self.phase_file.read_bytes()[:1]]
 
     def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
+        """End the forker and any child still running (a test that failed midway)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 async def continue_thread(store: Store, thread_id: str) -> None:
