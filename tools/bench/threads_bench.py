@@ -1,28 +1,48 @@
-"""Thread store throughput: appends from 20 concurrent threads, and loading a long thread.
+"""Threads benchmark: what storing a run costs, appends, and loading a long thread.
 
-Usage: ``python tools/bench/threads_bench.py [--items 300] [--dsn postgresql://...]``.
-SQLite always (a fresh file in a temp dir); PostgreSQL too when ``--dsn`` names an empty
-database. Prints one line per figure.
+Measured side by side in one process, so the ratios hold even on a busy machine:
+
+(a) one run of the standard workload (user message → the model calls ``get_weather`` and
+    ``get_time`` in parallel → results → final answer; the fake OpenAI server runs in its
+    own process) on a fresh thread, against the same run without a store: SQLite (target
+    ≤ 1.15×) and PostgreSQL (target ≤ 1.3×). Modes alternate run by run;
+(b) appends from 20 concurrent threads on SQLite (target ≥ 3,000 items/s);
+(c) loading a 10,000-item thread and applying ``keep_tokens(4000)`` (target ≤ 50 ms).
+
+PostgreSQL runs on a throwaway server (``tests/_postgres.py``) unless ``--dsn`` names an
+empty database; ``--no-postgres`` skips it.
+
+Usage: ``python tools/bench/threads_bench.py [--runs 300] [--items 300] [--chart FILE.svg]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parents[1]
+sys.path[:0] = [str(ROOT), str(BENCH), str(BENCH / "peers"), str(ROOT / "tests")]
 
-from agentkit import Message, ToolCall
-from agentkit.threads import PostgresStore, SQLiteStore
+from _common import API_KEY, INSTRUCTIONS, MODEL, PROMPT, get_time, get_weather  # noqa: E402
+from run import fake_server  # noqa: E402
+
+from agentkit import Agent, Message, ToolCall, tool  # noqa: E402
+from agentkit.history import keep_tokens  # noqa: E402
+from agentkit.models import OpenAIChatModel  # noqa: E402
+from agentkit.threads import PostgresStore, SQLiteStore  # noqa: E402
 
 THREADS = 20
+TARGETS = {"sqlite": 1.15, "postgres": 1.3}
 
 
 def turn(i: int) -> list[Message]:
@@ -38,6 +58,40 @@ def turn(i: int) -> list[Message]:
         Message.tool(f"call_{i}a", '{"temp_c": 21, "sky": "clear"}', name="get_weather"),
         Message.tool(f"call_{i}b", '{"time": "12:00"}', name="get_time"),
     ]
+
+
+# --- (a) a run on a thread against the same run without a store -------------------------
+
+
+async def runs(base_url: str, stores: dict[str, Any], count: int) -> dict[str, list[float]]:
+    """Milliseconds of each of ``count`` runs per mode, the modes taking turns run by run
+    (so drift in the machine's load hits them alike); each thread run gets a new thread,
+    created outside the timing."""
+    agent = Agent(
+        model=OpenAIChatModel(MODEL, base_url=base_url, api_key=API_KEY),
+        instructions=INSTRUCTIONS,
+        tools=[tool(get_weather), tool(get_time)],
+    )
+
+    async def once(store: Any) -> float:
+        thread = None if store is None else (await store.create_thread()).id
+        begin = time.perf_counter()
+        result = await agent.run(PROMPT, thread=thread, store=store)
+        elapsed = (time.perf_counter() - begin) * 1000
+        assert result.status == "completed" and len(result.new_messages) == 5
+        return elapsed
+
+    modes: dict[str, Any] = {"no store": None, **stores}
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for i in range(count + 20):  # the first 20 warm up connections and caches
+        for mode, store in modes.items():
+            elapsed = await once(store)
+            if i >= 20:
+                times[mode].append(elapsed)
+    return times
+
+
+# --- (b) appends -------------------------------------------------------------------------
 
 
 async def appends(store: Any, items: int, batch: int) -> float:
@@ -57,55 +111,153 @@ async def appends(store: Any, items: int, batch: int) -> float:
     return THREADS * (items // batch) * batch / elapsed
 
 
-async def load(store: Any, size: int = 10_000, repeat: int = 7) -> float:
-    """Median milliseconds to load every message of a ``size``-item thread."""
+# --- (c) loading a long thread -------------------------------------------------------------
+
+
+async def long_thread(store: Any, size: int = 10_000) -> str:
     thread = await store.create_thread()
-    messages = [m for i in range(size // 3 + 1) for m in turn(i)][:size]
+    messages = [Message.user("Weather in Paris, and the time?")]
+    messages += [m for i in range(size // 3 + 1) for m in turn(i)]
     for start in range(0, size, 500):
-        await store.append_items(thread.id, None, messages[start : start + 500])
-    assert len(await store.messages(thread.id)) == size  # also warms the caches
+        await store.append_items(thread.id, None, messages[start : min(start + 500, size)])
+    return thread.id
+
+
+async def load(store: Any, thread_id: str, tail: int | None = None, repeat: int = 9) -> float:
+    """Median milliseconds to load the thread (its last ``tail`` items only, if given)
+    and apply ``keep_tokens(4000)``."""
+    policy = keep_tokens(4000)
+    await store.messages(thread_id)  # warms the caches
     times = []
     for _ in range(repeat):
         begin = time.perf_counter()
-        await store.messages(thread.id)
+        sent = policy(await store.messages(thread_id, start=-tail if tail else 0))
         times.append((time.perf_counter() - begin) * 1000)
+        assert 100 < len(sent) < 1000
     return statistics.median(times)
 
 
-async def load_tail(store: Any, size: int = 10_000, tail: int = 300, repeat: int = 7) -> float:
-    """Median milliseconds to load the last ``tail`` messages of a ``size``-item thread
-    (what a history policy such as keep_tokens needs)."""
-    thread = (await store.list_threads(limit=1))[0]
-    assert thread.item_count == size
-    times = []
-    for _ in range(repeat):
-        begin = time.perf_counter()
-        await store.messages(thread.id, start=-tail)
-        times.append((time.perf_counter() - begin) * 1000)
-    return statistics.median(times)
+# --- the whole benchmark -----------------------------------------------------------------
 
 
-async def bench(name: str, store: Any, items: int) -> None:
-    async with store:
-        for batch in (1, 3):
-            rate = await appends(store, items, batch)
-            print(
-                f"{name}: append, {THREADS} concurrent threads, {batch} item(s) per "
-                f"transaction: {rate:,.0f} items/s"
-            )
-        print(f"{name}: load a 10,000-item thread, all of it: {await load(store):.1f} ms")
-        print(f"{name}: load a 10,000-item thread, last 300: {await load_tail(store):.1f} ms")
+@contextlib.contextmanager
+def postgres_dsn(dsn: str | None, enabled: bool) -> Iterator[str | None]:
+    """The given dsn, a throwaway server's, or None."""
+    if dsn is not None or not enabled:
+        yield dsn
+        return
+    from _postgres import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server.new_database()
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def opened(stores: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    try:
+        yield stores
+    finally:
+        for store in stores.values():
+            await store.close()
+
+
+async def bench(base_url: str, stores: dict[str, Any], args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    async with opened(stores):
+        times = await runs(base_url, stores, args.runs)
+        base = statistics.median(times["no store"])
+        rows.append(Row("(a) run, no store", f"{base:.2f} ms", "", "", None))
+        for name in stores:
+            ms = statistics.median(times[name])
+            ratio = ms / base
+            rows.append(Row(f"(a) run on a thread, {name}", f"{ms:.2f} ms", f"{ratio:.2f}×",
+                            f"≤ {TARGETS[name]}×", ratio <= TARGETS[name]))  # fmt: skip
+        for name, store in stores.items():
+            for batch in (1, 3):
+                rate = await appends(store, args.items, batch)
+                target = name == "sqlite" and batch == 1
+                rows.append(Row(
+                    f"(b) appends, {THREADS} threads, {batch} item(s)/transaction, {name}",
+                    f"{rate:,.0f} items/s", "", "≥ 3,000/s" if target else "",
+                    rate >= 3000 if target else None,
+                ))  # fmt: skip
+        for name, store in stores.items():
+            thread_id = await long_thread(store)
+            ms = await load(store, thread_id)
+            rows.append(Row(f"(c) load 10,000 items + keep_tokens(4000), {name}",
+                            f"{ms:.1f} ms", "", "≤ 50 ms", ms <= 50))  # fmt: skip
+            ms = await load(store, thread_id, tail=1000)
+            rows.append(Row(f"(c) the same from the last 1,000 items, {name}",
+                            f"{ms:.1f} ms", "", "", None))  # fmt: skip
+    return rows
+
+
+class Row:
+    """One line of the table."""
+
+    def __init__(self, what: str, value: str, ratio: str, target: str, met: bool | None):
+        self.cells = [what, value, ratio, target, "" if met is None else "yes" if met else "NO"]
+
+
+def table(rows: list[Row]) -> str:
+    header = ["figure", "measured", "ratio", "target", "met"]
+    lines = [header, *(row.cells for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def chart(rows: list[Row], out: Path) -> None:
+    """A bar chart of (a) as SVG: matplotlib is not in the project's venv, and an SVG
+    needs nothing."""
+    bars = [(r.cells[0].removeprefix("(a) "), float(r.cells[1].split()[0]), r.cells[2])
+            for r in rows if r.cells[0].startswith("(a)")]  # fmt: skip
+    top = max(ms for _, ms, _ in bars)
+    parts = ['<text x="10" y="20" font-size="14">One run of the standard workload, '
+             "median ms (fake OpenAI server)</text>"]  # fmt: skip
+    for i, (label, ms, ratio) in enumerate(bars):
+        y = 40 + i * 34
+        width = 360 * ms / top
+        parts.append(
+            f'<text x="10" y="{y + 17}" font-size="12">{label}</text>'
+            f'<rect x="200" y="{y}" width="{width:.1f}" height="24" fill="#1f77b4"/>'
+            f'<text x="{205 + width:.1f}" y="{y + 17}" font-size="12">{ms:.2f} ms {ratio}</text>'
+        )
+    height = 50 + len(bars) * 34
+    out.write_text(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="680" height="{height}" '
+        f'font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>'
+        f"{''.join(parts)}</svg>\n"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=300, help="items per thread")
-    parser.add_argument("--dsn", help="also measure PostgreSQL (an empty database)")
+    parser.add_argument("--runs", type=int, default=300, help="timed runs per mode for (a)")
+    parser.add_argument("--items", type=int, default=300, help="items per thread for (b)")
+    parser.add_argument("--dsn", help="an empty PostgreSQL database instead of a throwaway one")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--chart", type=Path, metavar="FILE.svg", help="write a bar chart of (a)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        anyio.run(bench, "sqlite", SQLiteStore(Path(tmp) / "bench.db"), args.items)
-    if args.dsn:
-        anyio.run(bench, "postgres", PostgresStore(args.dsn), args.items)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        postgres_dsn(args.dsn, not args.no_postgres) as dsn,
+        fake_server() as server,
+    ):
+        stores: dict[str, Any] = {"sqlite": SQLiteStore(Path(tmp) / "bench.db")}
+        if dsn is not None:
+            stores["postgres"] = PostgresStore(dsn)
+        rows = anyio.run(bench, server.base_url, stores, args)
+    print(table(rows))
+    if args.chart:
+        chart(rows, args.chart)
+        print(f"chart: {args.chart}")
 
 
 if __name__ == "__main__":
