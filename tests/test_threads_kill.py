@@ -30,8 +30,8 @@ from typing import IO, Any
 import anyio
 import anyio.to_thread
 import pytest
-import test_threads_store as shared
-from test_threads_store import ROOT, Backend
+from conftest import Backend
+from test_threads_store import ROOT
 
 from agentkit import Agent, Message, ToolCall, tool
 from agentkit.errors import ThreadBusy
@@ -40,8 +40,6 @@ from agentkit.testing import FunctionModel
 from agentkit.threads import PostgresStore, SQLiteStore, Store, runner
 
 pytestmark = pytest.mark.anyio
-# The shared fixtures: both stores, a throwaway PostgreSQL server.
-postgres, backend, store = shared.postgres, shared.backend, shared.store
 
 KILLS = 50
 LEASE = 0.5  # the children's runner.LEASE: how long a killed run blocks the thread
@@ -53,8 +51,7 @@ PHASES = {
     b"L": "load thread",
     b"M": "model",
     b"T": "tool",
-    b"A": "append items",
-    b"U": "update run",
+    b"S": "store step",
     b"R": "run loop",
 }
 
@@ -171,8 +168,7 @@ async def _child(kind: str, url: str, thread_id: str, phase_file: str, seed: int
 
         setattr(store, name, wrapper)
 
-    for name, mark in (("create_run", b"C"), ("messages", b"L"),
-                       ("append_items", b"A"), ("update_run", b"U")):  # fmt: skip
+    for name, mark in (("create_run", b"C"), ("messages", b"L"), ("save_step", b"S")):
         marked(name, mark)
     agent, _ = bot()
     n = 0
@@ -290,5 +286,5 @@ async def test_sigkill_at_random_instants_leaves_a_thread_that_loads_and_continu
     print(f"\n{backend.kind}: {KILLS} kills in {time.monotonic() - begin:.0f} s, "
           f"{len(runs)} runs, {len(stored)} items; kills by phase: {dict(phases)}")  # fmt: skip
     # The random instants reach the model, the tools and the store.
-    storing = phases["append items"] + phases["update run"]
+    storing = phases["store step"]
     assert phases["model"] and phases["tool"] and storing, phases

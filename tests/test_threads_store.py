@@ -660,3 +660,14 @@ class socket_closed_port:
 
     def __exit__(self, *exc: object) -> None:
         self._sock.close()
+
+
+async def test_a_step_is_stored_whole_or_not_at_all(store: Store) -> None:
+    thread = await store.create_thread()
+    run = await store.create_run(thread.id, "bot")
+    record = await store.save_step(thread.id, run.id, [Message.user("hi")], usage=Usage(1))
+    assert record.usage.requests == 1 and len(await store.messages(thread.id)) == 1
+    # The messages can be appended but the run cannot go back to queued: nothing is kept.
+    with pytest.raises(RunStatusError):
+        await store.save_step(thread.id, run.id, [Message.assistant("lost")], status="queued")
+    assert [m.text for m in await store.messages(thread.id)] == ["hi"]

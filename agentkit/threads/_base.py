@@ -72,6 +72,27 @@ class SQLStore:
         last 100), so a long thread's tail loads without reading the rest."""
         return await self._execute(_sql.messages(thread_id, start), False)
 
+    async def save_step(
+        self,
+        thread_id: str,
+        run_id: str,
+        messages: Sequence[Message],
+        *,
+        status: RunStatus | None = None,
+        usage: Usage | None = None,
+        error: str | None = None,
+        pending: Sequence[PendingCall] | None = None,
+        state: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> RunRecord:
+        """``append_items`` and ``update_run`` in one transaction: a run's step is stored
+        whole or not at all."""
+        op = _sql.save_step(
+            thread_id, run_id, messages, status, usage, error, pending, state,
+            None if lease_until is None else lease_until.timestamp(),
+        )  # fmt: skip
+        return await self._execute(op, True)
+
     async def save_summary(self, thread_id: str, key: str, text: str) -> None:
         """Keep a summary of earlier messages (made by the ``summarize`` history policy)
         with the thread; ``key`` identifies the messages it covers."""

@@ -234,6 +234,22 @@ class Store(Protocol):
         end)."""
         ...
 
+    async def save_step(
+        self,
+        thread_id: str,
+        run_id: str,
+        messages: Sequence[Message],
+        *,
+        status: RunStatus | None = None,
+        usage: Usage | None = None,
+        error: str | None = None,
+        pending: Sequence[PendingCall] | None = None,
+        state: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> RunRecord:
+        """Append a step's messages and update its run, in one transaction."""
+        ...
+
     async def save_summary(self, thread_id: str, key: str, text: str) -> None:
         """Keep a summary of earlier messages with the thread (``key``: what it covers)."""
         ...

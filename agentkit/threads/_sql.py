@@ -330,6 +330,25 @@ def append_items(thread_id: str, run_id: str | None, items: Sequence[Message]) -
     return count
 
 
+def save_step(
+    thread_id: str,
+    run_id: str,
+    items: Sequence[Message],
+    status: RunStatus | None,
+    usage: Usage | None,
+    error: str | None,
+    pending: Sequence[PendingCall] | None,
+    state: str | None,
+    lease_until: float | None,
+) -> Op[RunRecord]:
+    """Append a step's messages and update its run, in one transaction."""
+    if items:
+        yield from append_items(thread_id, run_id, items)
+    return (
+        yield from update_run(run_id, status, None, usage, error, pending, state, lease_until)
+    )
+
+
 def save_summary(thread_id: str, key: str, text: str) -> Op[None]:
     """Store a summary of the thread's earlier messages (``key``: what it covers) as an
     item of kind 'summary': never a message, never sent as one."""

@@ -193,23 +193,24 @@ class _ThreadRun:
                     await self.save_quietly("cancelled", "the run was interrupted")
 
     async def after_step(self, state: RunState) -> None:
+        if state.next_step == "done" or state.pending:
+            return  # the run ends here: its final save stores this step too
         await self.save()
         if self.record.status == "cancelling":
             raise RunCancelled(f"run {self.record.id} was cancelled")
 
     async def save(self, status: RunStatus | None = None, error: str | None = None) -> None:
-        """Append the messages not stored yet (one transaction), then update the run."""
+        """Store the messages not stored yet and the run's state, in one transaction."""
         state = self.state
         new = state.messages[self.head + self.stored :]
-        if new:
-            await self.store.append_items(self.record.thread_id, self.record.id, new)
-            self.stored += len(new)
         saved = dataclasses.replace(
             state, messages=[], new_message_index=max(state.new_message_index - self.head, 0)
         )
         terminal = status not in (None, "requires_action")
-        self.record = await self.store.update_run(
+        self.record = await self.store.save_step(
+            self.record.thread_id,
             self.record.id,
+            new,
             status=status,
             usage=state.usage,
             error=error,
@@ -217,6 +218,7 @@ class _ThreadRun:
             state=saved.to_json(),
             lease_until=None if terminal or status == "requires_action" else _lease(),
         )
+        self.stored += len(new)
 
     async def save_quietly(self, status: RunStatus, error: str) -> None:
         try:
