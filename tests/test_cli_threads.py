@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -249,16 +248,6 @@ def test_store_from_url_forms(tmp_path: Path) -> None:
         with pytest.raises(ConfigurationError, match="postgresql://") as info:
             store_from_url(bad)
         assert "pw-secret" not in str(info.value)
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_threads_list_on_postgres(workdir: Path, postgres: PostgresServer) -> None:
