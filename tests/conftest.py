@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -12,6 +13,12 @@ import pytest
 from _postgres import PostgresServer
 
 from agentkit.threads import PostgresStore, SQLiteStore
+
+
+# A shell starts background jobs with SIGINT ignored, and children inherit that: the tests
+# that press Ctrl-C in a child (run_sync, chat) need the handler a terminal user has.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
