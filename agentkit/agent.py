@@ -287,6 +287,7 @@ class Agent(Generic[OutputT]):
             RunStatusError: the stored run is not waiting.
         """
         if isinstance(run, RunState):
+            run = run.copy()  # the caller's state (and earlier results) stay as they were
             run.decide(approve, reject, outputs)
             return await self.run(run, **options)
         store = options.get("store") or self.store
@@ -354,16 +355,17 @@ def run_blocking(main: Callable[[], Awaitable[T]]) -> T:
     calling task) cancels the run: no model request or tool call starts afterwards.
     """
     try:
-        caller = asyncio.current_task()
+        asyncio.get_running_loop()
+        inside = True
     except RuntimeError:
-        caller = None
-    if caller is None:
+        inside = False
+    if not inside:
         # Outside the except block above: errors of the run must not be chained to it.
         return anyio.run(main)
-    return _run_in_thread(main, caller)
+    return _run_in_thread(main, asyncio.current_task())
 
 
-def _run_in_thread(main: Callable[[], Awaitable[T]], caller: asyncio.Task[Any]) -> T:
+def _run_in_thread(main: Callable[[], Awaitable[T]], caller: asyncio.Task[Any] | None) -> T:
     outcome: dict[str, Any] = {}
     done = threading.Event()
     cancel_lock = threading.Lock()
@@ -391,12 +393,14 @@ def _run_in_thread(main: Callable[[], Awaitable[T]], caller: asyncio.Task[Any]) 
         finally:
             done.set()
 
+    # Under asyncio.run (3.11+), Ctrl-C cancels the main task instead of raising; this
+    # thread blocks that task, so it must notice a new cancellation request itself.
+    cancelling: Callable[[], int] = getattr(caller, "cancelling", lambda: 0)
+    before = cancelling()
     threading.Thread(target=worker, name="agentkit-run-sync", daemon=True).start()
     try:
         while not done.wait(0.1):
-            # Under asyncio.run (3.11+), Ctrl-C cancels the main task instead of raising;
-            # this thread blocks that task, so it must notice the request itself.
-            if getattr(caller, "cancelling", lambda: 0)():
+            if cancelling() > before:
                 raise asyncio.CancelledError
     except BaseException:
         with cancel_lock:

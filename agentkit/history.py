@@ -17,6 +17,7 @@ from typing import Protocol
 from agentkit.errors import ConfigurationError
 from agentkit.messages import Message, to_openai
 from agentkit.models.base import Model, ModelRequest
+from agentkit.observers import active_observers, wrap_model
 
 __all__ = [
     "HistoryPolicy",
@@ -241,7 +242,9 @@ class summarize:
         request = ModelRequest(
             messages=[Message.system(self.prompt), Message.user("\n".join(lines))]
         )
-        response = await model.request(request)
+        # Through the run's observers, like the run's own requests: the request blocker
+        # and cassettes apply to summaries too.
+        response = await wrap_model(model, active_observers()).request(request)
         return response.message.text.strip()
 
 

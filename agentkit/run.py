@@ -24,6 +24,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 
+from agentkit._secrets import redact
 from agentkit.errors import (
     AgentkitError,
     ConfigurationError,
@@ -144,7 +145,18 @@ class RunState:
     ) -> None:
         """Record decisions on pending calls: ``approve`` ids, ``reject`` id → reason,
         ``outputs`` id → output of an external tool (not a string: sent as JSON)."""
-        reject, outputs = reject or {}, outputs or {}
+        if isinstance(approve, str):
+            raise ConfigurationError(
+                f"approve= takes a list of tool call ids, got the string {approve!r}; "
+                f"write approve=[{approve!r}]"
+            )
+        approve, reject, outputs = list(approve), dict(reject or {}), dict(outputs or {})
+        both = set(approve) & set(reject)
+        if both:
+            raise ConfigurationError(
+                f"tool call(s) {', '.join(sorted(both))} are both approved and rejected; "
+                "decide once per call"
+            )
         kinds = {p.id: p.kind for p in self.pending}
         for call_id, wanted in (
             *((i, "approval") for i in approve),
@@ -165,6 +177,19 @@ class RunState:
             self.outputs[call_id] = value if isinstance(value, str) else json.dumps(value)
         decided = {*approve, *reject, *outputs}
         self.pending = [p for p in self.pending if p.id not in decided]
+
+    def copy(self) -> RunState:
+        """An independent copy (the messages themselves are immutable and shared)."""
+        return dataclasses.replace(
+            self,
+            messages=list(self.messages),
+            usage=self.usage.copy(),
+            tool_failures=dict(self.tool_failures),
+            pending=list(self.pending),
+            approved=list(self.approved),
+            rejected=dict(self.rejected),
+            outputs=dict(self.outputs),
+        )
 
     @property
     def pending_calls(self) -> list[ToolCall]:
@@ -502,7 +527,7 @@ async def iterate_run(
 
 def _foreign(run: _Run, exc: Exception) -> RunError:
     """Keep the promise that nothing is lost: wrap a foreign exception with the run."""
-    error = RunError(f"the run failed: {type(exc).__name__}: {exc}")
+    error = RunError(f"the run failed: {type(exc).__name__}: {redact(str(exc))}")
     error.attach_run(run.state)
     _notify_end(run, error)
     return error
@@ -537,10 +562,15 @@ async def _restore(run: _Run, history: Sequence[Message]) -> None:
     """Give a state saved without its messages (a stored thread holds them) the
     conversation back: the instructions, then ``history``."""
     state = run.state
-    state.messages = list(history)
+    state.messages = messages = list(history)
     instructions = await _render_instructions(run)
-    if instructions is not None:
-        state.messages.insert(0, Message.system(instructions))
+    if instructions is None:
+        return
+    # As in _start: the instructions replace a leading system message, or lead.
+    if messages and messages[0].role in ("system", "developer"):
+        messages[0] = Message.system(instructions)
+    else:
+        messages.insert(0, Message.system(instructions))
         state.new_message_index += 1
 
 
@@ -607,7 +637,8 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         state.messages
     )
     if inspect.isawaitable(sent):
-        sent = await sent
+        with run.within_deadline():  # a summarizing policy calls a model
+            sent = await sent
     request = ModelRequest(
         messages=sent,
         tools=run.definitions,
@@ -832,12 +863,22 @@ async def _sort_calls(
             tool is not None
             and tool.needs_approval is not False
             and call.id not in state.approved
-            and await tool.requires_approval(run.context(call), call.arguments)
+            and await _requires_approval(run, tool, call)
         ):
             waiting.append(_pending(call, "approval"))
         else:
             ready.append(call)
     return ready, waiting, decided
+
+
+async def _requires_approval(run: _Run, tool: Tool[Any, Any], call: ToolCall) -> bool:
+    try:
+        return await tool.requires_approval(run.context(call), call.arguments)
+    except Exception as exc:
+        # A rule that cannot decide (e.g. arguments it did not expect) asks a person.
+        logger.warning("tool %s: its needs_approval rule raised %s: %s; asking for "
+                       "approval", tool.name, type(exc).__name__, redact(str(exc)))
+        return True
 
 
 def _pending(call: ToolCall, kind: Literal["approval", "external"]) -> PendingCall:

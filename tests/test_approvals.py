@@ -178,3 +178,36 @@ async def test_the_predicate_sees_the_run_context() -> None:
     result = await agent.run("go", context="deps")
     assert result.status == "completed"
     assert seen == [("deps", "guarded", {"x": 1})]
+
+
+async def test_a_rule_that_raises_asks_for_approval() -> None:
+    @tool(needs_approval=lambda ctx, args: args["path"].startswith("/etc"))
+    def touch(file: str) -> str:
+        """Touch."""
+        return "touched"
+
+    agent = Agent(model=planner(ToolCall("c1", "touch", '{"file": "x"}')), tools=[touch])
+    result = await agent.run("go")
+    assert result.status == "requires_action" and result.pending[0].id == "c1"
+
+
+async def test_resume_leaves_the_callers_state_and_results_as_they_were() -> None:
+    agent = Agent(model=planner(ToolCall("c1", "delete_file", '{"path": "a.txt"}')),
+                  tools=[delete_file])
+    paused = await agent.run("Delete a.txt")
+    before = paused.state.to_json()
+    await agent.resume(paused.state, approve=["c1"])
+    assert paused.state.to_json() == before and paused.status == "requires_action"
+    assert len(paused.messages) == 2
+
+
+async def test_decisions_that_make_no_sense_are_refused() -> None:
+    from agentkit import ConfigurationError
+
+    agent = Agent(model=planner(ToolCall("c1", "delete_file", '{"path": "a.txt"}')),
+                  tools=[delete_file])
+    paused = await agent.run("Delete a.txt")
+    with pytest.raises(ConfigurationError, match=r"approve=\['c1'\]"):
+        await agent.resume(paused.state, approve="c1")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="both approved and rejected"):
+        await agent.resume(paused.state, approve=["c1"], reject={"c1": "no"})

@@ -316,3 +316,56 @@ async def test_history_and_thread_together_are_refused(store: Store) -> None:
     thread = await store.create_thread()
     with pytest.raises(ConfigurationError, match="history= and thread="):
         await agent(store).run("hi", thread=thread.id, history=[Message.user("x")])
+
+
+async def test_resuming_a_thread_that_starts_with_a_system_message_stores_nothing_twice(
+    store: Store,
+) -> None:
+    thread = await store.create_thread()
+    await store.append_items(thread.id, None, [Message.system("Stored prompt.")])
+    paused = await agent(store).run("delete_file a.txt", thread=thread.id)
+    done = await agent(store).resume(paused.run_id, approve=[paused.pending[0].id])
+    assert done.status == "completed"
+    roles = [m.role for m in await store.messages(thread.id)]
+    assert roles == ["system", "user", "assistant", "tool", "assistant"]
+
+
+async def test_leaving_a_streamed_run_early_frees_the_thread_at_once(store: Store) -> None:
+    thread = await store.create_thread()
+    events = agent(store).stream("lookup Paris", thread=thread.id)
+    async for _ in events:
+        break
+    await events.aclose()  # type: ignore[attr-defined]
+    assert (await store.list_runs(thread.id))[0].status == "cancelled"
+    assert (await agent(store).run("lookup Oslo", thread=thread.id)).status == "completed"
+
+
+async def test_a_cancel_while_tools_run_wins_over_waiting_for_approval(store: Store) -> None:
+    started = anyio.Event()
+
+    @tool
+    async def slow_list() -> str:
+        """Slow."""
+        started.set()
+        await anyio.sleep(0.3)
+        return "a.txt"
+
+    def reply(request: ModelRequest) -> Any:
+        calls = [ToolCall("l1", "slow_list", "{}"),
+                 ToolCall("d1", "delete_file", '{"path": "a.txt"}')]
+        return ModelResponse(Message.assistant(None, calls), "tool_calls")
+
+    thread = await store.create_thread()
+    bot = Agent(model=FunctionModel(reply), tools=[slow_list, delete_file], store=store)
+    result: Any = None
+
+    async def run() -> None:
+        nonlocal result
+        result = await bot.run("go", thread=thread.id)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run)
+        await started.wait()
+        await store.cancel_run((await store.list_runs(thread.id))[0].id)
+    assert result.status == "cancelled"
+    assert (await store.list_runs(thread.id))[0].status == "cancelled"

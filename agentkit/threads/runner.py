@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 
+from agentkit._secrets import redact
 from agentkit.errors import AgentkitError, RunCancelled, RunStatusError
 from agentkit.history import summarize
 from agentkit.messages import Message
@@ -55,8 +56,10 @@ async def run_on_thread(
         raise
     run = _ThreadRun(store, record, spec, history)
     events = iterate_run(run.spec, input, history, stream=stream, state=run.state)
-    async for event in run.drive(events):
-        yield event
+    # aclosing: a consumer that stops early ends (and stores) the run now, not at GC.
+    async with contextlib.aclosing(run.drive(events)) as driven:
+        async for event in driven:
+            yield event
 
 
 async def resume_on_thread(
@@ -82,19 +85,28 @@ async def resume_on_thread(
     if record.agent != agent:
         logger.warning("run %s was started by agent %r, resumed by %r", run_id, record.agent,
                        agent)
-    state = RunState.from_json(record.state)
+    saved, waiting = record.state, record.pending
+    state = RunState.from_json(saved)
     state.decide(approve, reject, outputs)  # before any change: a bad id changes nothing
     # Compare-and-set: of two processes resuming the same run, one wins.
     record = await store.update_run(
         run_id, status="in_progress", expect=["requires_action"], lease_until=_lease(),
         pending=state.pending, state=state.to_json(),
     )
-    spec = await _bind_policy(spec, store, record.thread_id)
-    history = await load_history(store, record.thread_id, spec)
+    try:
+        spec = await _bind_policy(spec, store, record.thread_id)
+        history = await load_history(store, record.thread_id, spec)
+    except BaseException:
+        # Give the run back as it was, waiting, so the same resume can be tried again.
+        with contextlib.suppress(Exception), anyio.CancelScope(shield=True):
+            await store.update_run(run_id, status="requires_action", state=saved,
+                                   pending=waiting)
+        raise
     run = _ThreadRun(store, record, spec, history, state)
-    async for event in run.drive(iterate_run(run.spec, None, history, stream=stream,
-                                             state=state)):
-        yield event
+    events = iterate_run(run.spec, None, history, stream=stream, state=state)
+    async with contextlib.aclosing(run.drive(events)) as driven:
+        async for event in driven:
+            yield event
 
 
 class _ThreadSummaries:
@@ -184,7 +196,7 @@ class _ThreadRun:
             self.stop_renewal()
             ended = True
             with anyio.CancelScope(shield=True):
-                await self.save_quietly("failed", str(exc))
+                await self.save_quietly("failed", redact(str(exc)))
             raise
         finally:
             self.stop_renewal()
@@ -193,7 +205,7 @@ class _ThreadRun:
                     await self.save_quietly("cancelled", "the run was interrupted")
 
     async def after_step(self, state: RunState) -> None:
-        if state.next_step == "done" or state.pending:
+        if state.next_step == "done":
             return  # the run ends here: its final save stores this step too
         await self.save()
         if self.record.status == "cancelling":
