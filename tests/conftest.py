@@ -14,7 +14,6 @@ from _postgres import PostgresServer
 
 from agentkit.threads import PostgresStore, SQLiteStore
 
-
 # A shell starts background jobs with SIGINT ignored, and children inherit that: the tests
 # that press Ctrl-C in a child (run_sync, chat) need the handler a terminal user has.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
