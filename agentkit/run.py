@@ -207,10 +207,7 @@ class RunState:
         return json.dumps(
             {
                 "version": _STATE_VERSION,
-                "messages": [
-                    {**m.to_openai(), "is_error": True} if m.is_error else m.to_openai()
-                    for m in self.messages
-                ],
+                "messages": [_saved(m) for m in self.messages],
                 "usage": dataclasses.asdict(self.usage),
                 "turn": self.turn,
                 "next_step": self.next_step,
@@ -234,6 +231,8 @@ class RunState:
             data = json.loads(text)
             if data.get("version") != _STATE_VERSION:
                 raise ValueError(f"unsupported version {data.get('version')!r}")
+            if data.get("next_step") not in ("model", "tools", "done"):
+                raise ValueError(f"unknown next_step {data.get('next_step')!r}")
             return cls(
                 messages=[Message.from_openai(m) for m in data["messages"]],
                 usage=Usage(**data["usage"]),
@@ -254,6 +253,16 @@ class RunState:
                 f"not a saved RunState ({type(exc).__name__}: {exc}); pass the text "
                 "RunState.to_json() returned"
             ) from None
+
+
+def _saved(message: Message) -> dict[str, Any]:
+    """A message as saved JSON: its wire form plus what the wire drops."""
+    data = message.to_openai()
+    if message.is_error:
+        data["is_error"] = True
+    if message.role == "tool" and message.name is not None:
+        data["name"] = message.name
+    return data
 
 
 @dataclass(slots=True)

@@ -308,3 +308,14 @@ async def test_a_model_that_complies_after_the_reminder_finishes() -> None:
     result = await agent.run("Weather in Paris?")
     assert result.output == "It rains."
     assert [c.name for c in result.tool_calls()] == ["get_weather"]
+
+
+def test_a_saved_state_loads_back_equal() -> None:
+    state = RunState(messages=[
+        Message.user("hi"),
+        Message.assistant(None, [ToolCall("c1", "t", "{}")]),
+        Message.tool("c1", "boom", name="t", is_error=True),
+    ], next_step="model", turn=1)
+    assert RunState.from_json(state.to_json()) == state
+    with pytest.raises(ConfigurationError, match="next_step"):
+        RunState.from_json(state.to_json().replace('"next_step": "model"', '"next_step": "x"'))
