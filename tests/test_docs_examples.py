@@ -23,8 +23,8 @@ Rules for doc authors:
    in the page; pytest runs it in a subprocess with ``--agentkit-record`` (the fake server
    standing in for OpenAI, answering :data:`RECORD_REPLIES`) and, when that recorded
    cassettes, once more offline with no key and no base URL: every test must pass.
-5. ```python {test="skip" reason="..."} leaves a block out only when it truly cannot run
-   here; it is reported as a skipped test with that reason, never as a pass.
+5. There is no way to leave a block out: a block that cannot run here does not belong on
+   a page as runnable code (show it as ```text, or make it runnable with the fake server).
 6. Blocks that use the offline model (``model="local"``) are slow: keep them few.
 """
 
@@ -69,9 +69,6 @@ FAKE_REPLIES: dict[str, list[Reply]] = {
 RECORD_REPLIES: dict[str, list[Reply]] = {
     "testing.md": [text_reply("It is 14°C in Paris.")],
 }
-#: Pytest files on a page known to fail until a fix lands: strict, so a fix shows up as
-#: a failure (XPASS) until its entry is removed.
-KNOWN_FAILURES: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -82,13 +79,6 @@ class Block:
     code: str
     options: dict[str, str] = field(default_factory=dict)
     output: str | None = None
-
-    @property
-    def skip_reason(self) -> str | None:
-        """Why the block is not run, or None when it runs."""
-        if self.options.get("test") != "skip":
-            return None
-        return self.options.get("reason", "")
 
     @property
     def title(self) -> str | None:
@@ -110,10 +100,12 @@ def python_blocks(text: str) -> list[Block]:
         if fence["lang"] != "python":
             continue
         options = dict(_OPTION.findall(fence["options"]))
-        if options.get("test", "skip") != "skip":
-            raise ValueError(f"unknown test={options['test']!r} on a python block")
-        if options.get("test") == "skip" and not options.get("reason"):
-            raise ValueError('a skipped block needs reason="why it cannot run in the tests"')
+        unknown = sorted(set(options) - {"title"})
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} on a python block: every block runs "
+                'as written; the only option is title="file.py"'
+            )
         after = fences[i + 1] if i + 1 < len(fences) else None
         output = None
         if after and after["lang"] == "text" and not text[fence.end() : after.start()].strip():
@@ -266,12 +258,6 @@ def _pages() -> list[Path]:
 
 
 PAGES = _pages()
-SKIPPED = [
-    (page, block)
-    for page in PAGES
-    for block in python_blocks(page.read_text(encoding="utf-8"))
-    if block.skip_reason is not None
-]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
@@ -279,7 +265,7 @@ def test_docs_page_examples_run(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = page.read_text(encoding="utf-8")
-    blocks = [b for b in python_blocks(text) if b.skip_reason is None]
+    blocks = python_blocks(text)
     work, home = tmp_path / "work", tmp_path / "home"
     work.mkdir()
     home.mkdir()
@@ -309,14 +295,10 @@ def test_docs_page_examples_run(
 
 
 TEST_FILES = [
-    pytest.param(
-        page, block, id=f"{page.name}:{block.title}",
-        marks=[pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[page.name])]
-        if page.name in KNOWN_FAILURES else [],
-    )
+    pytest.param(page, block, id=f"{page.name}:{block.title}")
     for page in PAGES
     for block in python_blocks(page.read_text(encoding="utf-8"))
-    if block.is_test_file and block.skip_reason is None
+    if block.is_test_file
 ]
 
 
@@ -331,36 +313,25 @@ def test_docs_pytest_file_passes_recorded_and_offline(
         run_test_file(tmp_path / str(block.title), tmp_path, server)
 
 
-if SKIPPED:
-
-    @pytest.mark.parametrize(
-        "page,block", SKIPPED, ids=[f"{p.name}:{b.line}" for p, b in SKIPPED]
-    )
-    def test_docs_block_skipped(page: Path, block: Block) -> None:
-        pytest.skip(f"{page.name}:{block.line} is not run: {block.skip_reason}")
-
-
 # -- the harness itself
 
 
 def test_blocks_options_and_output_blocks() -> None:
     text = (
         "intro\n```python\nprint(1)\n```\n\n```text\n1\n```\n"
-        '```python {test="skip" reason="needs a GPU"}\nnetwork()\n```\n'
+        "```python\nnetwork()\n```\n"
         "prose\n```text\nnot output\n```\n"
         '```python title="tests/test_x.py"\ny = 2\n```\n'
     )
     blocks = python_blocks(text)
-    assert [(b.line, b.code, b.output, b.skip_reason, b.title) for b in blocks] == [
-        (3, "print(1)\n", "1\n", None, None),
-        (10, "network()\n", None, "needs a GPU", None),
-        (17, "y = 2\n", None, None, "tests/test_x.py"),
+    assert [(b.line, b.code, b.output, b.title) for b in blocks] == [
+        (3, "print(1)\n", "1\n", None),
+        (10, "network()\n", None, None),
+        (17, "y = 2\n", None, "tests/test_x.py"),
     ]
     assert blocks[2].is_test_file and not blocks[0].is_test_file
-    with pytest.raises(ValueError, match="unknown test='maybe'"):
-        python_blocks('```python {test="maybe"}\nx\n```\n')
-    with pytest.raises(ValueError, match="a skipped block needs reason="):
-        python_blocks('```python {test="skip"}\nx\n```\n')
+    with pytest.raises(ValueError, match=r"unknown option.*test.*every block runs"):
+        python_blocks('```python {test="skip" reason="needs a GPU"}\nx\n```\n')
 
 
 def test_blocks_run_as_a_script_with_page_line_numbers() -> None:
