@@ -21,6 +21,7 @@ __all__ = [
     "from_openai",
     "normalize_arguments",
     "to_openai",
+    "to_saved",
 ]
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -194,6 +195,18 @@ def normalize_arguments(raw: Any) -> str:
                 return raw
             return inner
     return raw
+
+
+def to_saved(message: Message) -> dict[str, Any]:
+    """``message`` as a wire dict plus what the wire drops (``is_error``, a tool result's
+    ``name``), so that :meth:`Message.from_openai` loads it back equal: the form of saved
+    run states and stored thread items."""
+    data = message.to_openai()
+    if message.is_error:
+        data["is_error"] = True
+    if message.role == "tool" and message.name is not None:
+        data["name"] = message.name
+    return data
 
 
 def to_openai(messages: Iterable[Message]) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ from agentkit.errors import (
     UsageLimitExceeded,
 )
 from agentkit.history import HistoryPolicy
-from agentkit.messages import Message, ToolCall, to_openai
+from agentkit.messages import Message, ToolCall, to_openai, to_saved
 from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta, closing_stream
 from agentkit.observers import RunObserver, active_observers, wrap_model
 from agentkit.output import FINAL_RESULT_TOOL, OutputSpec
@@ -99,6 +99,7 @@ class PendingCall:
 # Tool failures of unknown tool names share one retry budget under this key.
 _UNKNOWN_TOOL_KEY = "\x00unknown"
 _STATE_VERSION = 1
+_UNSET: Any = object()
 _INTERRUPTED = "Not run: the conversation was interrupted before this tool call returned."
 
 
@@ -207,7 +208,7 @@ class RunState:
         return json.dumps(
             {
                 "version": _STATE_VERSION,
-                "messages": [_saved(m) for m in self.messages],
+                "messages": [to_saved(m) for m in self.messages],
                 "usage": dataclasses.asdict(self.usage),
                 "turn": self.turn,
                 "next_step": self.next_step,
@@ -253,16 +254,6 @@ class RunState:
                 f"not a saved RunState ({type(exc).__name__}: {exc}); pass the text "
                 "RunState.to_json() returned"
             ) from None
-
-
-def _saved(message: Message) -> dict[str, Any]:
-    """A message as saved JSON: its wire form plus what the wire drops."""
-    data = message.to_openai()
-    if message.is_error:
-        data["is_error"] = True
-    if message.role == "tool" and message.name is not None:
-        data["name"] = message.name
-    return data
 
 
 @dataclass(slots=True)
@@ -415,6 +406,7 @@ class _Run:
         elif spec.output is not None:
             self.response_format = spec.output.response_format()
         self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+        self.output: Any = _UNSET  # the validated final answer, once there is one
 
     def settings(self) -> ModelSettings:
         settings = self.spec.settings
@@ -437,7 +429,10 @@ class _Run:
         state = self.state
         output: Any = state.final
         if self.spec.output is not None and state.final is not None:
-            output = self.spec.output.validate_json(state.final)
+            # Validated when the answer came; a state loaded from JSON validates it here.
+            output = self.output if self.output is not _UNSET else (
+                self.spec.output.validate_json(state.final)
+            )
         return RunResult(
             output=output,
             messages=state.messages,
@@ -759,7 +754,7 @@ def _handle_response(run: _Run, request: ModelRequest, response: ModelResponse) 
         return
     if spec.output is not None:
         try:
-            spec.output.validate_json(message.text)
+            run.output = spec.output.validate_json(message.text)
         except ValueError as exc:
             run.fail_output(str(exc))
             state.messages.append(
@@ -804,13 +799,14 @@ Outcome = tuple[ToolCall, ToolResult, float]
 
 async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
     state = run.state
-    ready, waiting, decided = await _sort_calls(run, state.pending_calls)
+    calls = state.pending_calls
+    ready, waiting, decided = await _sort_calls(run, calls)
     for call in ready:
         yield ToolCallStarted(call)
     with run.within_deadline():
         outcomes = await _run_tools(run, ready) if ready else []
     # Results in call order, whoever produced them.
-    order = {call.id: i for i, call in enumerate(state.pending_calls)}
+    order = {call.id: i for i, call in enumerate(calls)}
     outcomes = sorted([*outcomes, *decided], key=lambda outcome: order[outcome[0].id])
     final: str | None = None
     for call, result, duration in outcomes:
@@ -822,7 +818,7 @@ async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
             call.name, "failed" if result.is_error else "returned", duration, call.id,
         )
         if call.name == FINAL_RESULT_TOOL and run.spec.uses_output_tool and not result.is_error:
-            final = call.arguments
+            final, run.output = call.arguments, result.value
     state.usage.tool_calls += len(ready)
     handled = {call.id for call, _, _ in outcomes}
     state.approved = [i for i in state.approved if i not in handled]

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, get_args
 
 from agentkit.errors import ConfigurationError, StoreError, StoreVersionError
-from agentkit.messages import Message, ToolCall
+from agentkit.messages import Message, ToolCall, to_saved
 from agentkit.run import PendingCall, RunStatus
 from agentkit.usage import Usage
 
@@ -144,14 +144,8 @@ def decode_pending(text: str) -> list[PendingCall]:
 
 
 def encode_item(message: Message) -> str:
-    """One message as the JSON of a stored item: its wire form plus what the wire drops
-    (``is_error``, a tool result's ``name``), so it loads back equal."""
-    data = message.to_openai()
-    if message.is_error:
-        data["is_error"] = True
-    if message.role == "tool" and message.name is not None:
-        data["name"] = message.name
-    return json.dumps(data, ensure_ascii=False)
+    """One message as the JSON of a stored item (see :func:`agentkit.messages.to_saved`)."""
+    return json.dumps(to_saved(message), ensure_ascii=False)
 
 
 def decode_items(thread_id: str, rows: Sequence[tuple[int, int, str]]) -> list[Message]:
