@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 
-.PHONY: demo test lint typecheck pytest docs bench model clean
+.PHONY: demo test lint typecheck pytest docs bench model mcp-servers clean
 
 $(VENV)/.base:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,16 @@ typecheck: $(VENV)/.dev
 docs: $(VENV)/.dev
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
-pytest: $(VENV)/.dev model
+# MCP servers written by others, for tests/test_mcp_*.py: npm packages pinned by the
+# lockfile in tests/npm, installed once (npm ci only when they are missing).
+MCP_SERVERS := tests/npm/node_modules/@modelcontextprotocol/server-everything/package.json
+$(MCP_SERVERS): tests/npm/package.json tests/npm/package-lock.json
+	cd tests/npm && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+mcp-servers: $(MCP_SERVERS)
+
+pytest: $(VENV)/.dev model mcp-servers
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck docs pytest
@@ -49,4 +58,4 @@ bench: $(VENV)/.dev
 	$(PY) tools/bench/run.py
 
 clean:
-	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache tests/npm/node_modules

@@ -66,6 +66,7 @@ examples:
   agentkit chat myapp.agents:support_agent --thread new
   agentkit threads list --store sqlite:///agentkit.db
   agentkit models pull               fetch the offline model (98 MB, once)
+  agentkit mcp serve myapp.tools:tools   your tools as an MCP server (stdio; --http PORT)
 """
 
 _CHAT_EXAMPLES = """\
@@ -139,6 +140,17 @@ examples:
 """
 
 
+_MCP_EXAMPLES = """\
+examples:
+  agentkit mcp serve myapp.tools:search myapp.tools:fetch_page      over stdio
+  agentkit mcp serve examples/weather_bot.py:get_weather --http 8000
+                                     at http://127.0.0.1:8000/mcp
+
+Each MODULE:ATTR is a tool, a function or a list of them; MCP clients get the same
+schemas a model gets. Over stdio, stdout carries the protocol: logs go to stderr.
+"""
+
+
 class CLIError(Exception):
     """A usage problem the command reports in one line (bad target, unknown attribute...)."""
 
@@ -160,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0,
         help="log more (-v: info, -vv: debug) to stderr",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{chat,run,threads,models}")
+    sub = parser.add_subparsers(dest="command", metavar="{chat,run,threads,models,mcp}")
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
         "--store", metavar="URL", default=os.environ.get("AGENTKIT_STORE") or DEFAULT_STORE,
@@ -227,6 +239,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="pull and list offline models", add_help=False)
     models.add_argument("models_args", nargs=argparse.REMAINDER)
+
+    mcp = sub.add_parser(
+        "mcp", help="serve your tools to MCP clients", epilog=_MCP_EXAMPLES,
+        formatter_class=raw, description="Model Context Protocol (needs agentkit[mcp]).",
+    )
+    mcp_actions = mcp.add_subparsers(dest="action", metavar="{serve}", required=True)
+    serve = mcp_actions.add_parser(
+        "serve", help="serve tools over stdio, or streamable HTTP with --http",
+        epilog=_MCP_EXAMPLES, formatter_class=raw,
+    )
+    serve.add_argument(
+        "targets", metavar="MODULE:ATTR", nargs="+",
+        help="tools to serve: a tool, a function or a list of them",
+    )
+    serve.add_argument(
+        "--http", metavar="PORT", type=int,
+        help="serve over streamable HTTP at http://HOST:PORT/mcp (default: stdio)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP address (%(default)s)")
+    serve.add_argument("--name", default="agentkit", help="server name (%(default)s)")
     return parser
 
 
@@ -254,6 +286,8 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _run(args)
         if args.command == "threads":
             return _threads(args)
+        if args.command == "mcp":
+            return _mcp_serve(args)
     except (CLIError, NotFound) as exc:
         print(f"agentkit: error: {exc}", file=sys.stderr)
         return 2
@@ -384,6 +418,25 @@ def load_tools(targets: Sequence[str]) -> list[Tool[Any, Any] | Callable[..., An
                 )
             tools.append(item)
     return tools
+
+
+# --- agentkit mcp serve -----------------------------------------------------------------
+
+
+def _mcp_serve(args: argparse.Namespace) -> int:
+    import anyio
+
+    from agentkit import mcp
+
+    tools = load_tools(args.targets)
+    mcp.create_server(tools, name=args.name)  # refuse bad tools before serving anything
+    if args.http is None:
+        anyio.run(lambda: mcp.serve_stdio(tools, name=args.name))
+    else:
+        print(f"agentkit: serving {len(tools)} tools at http://{args.host}:{args.http}/mcp",
+              file=sys.stderr)
+        anyio.run(lambda: mcp.serve_http(tools, port=args.http, host=args.host, name=args.name))
+    return 0
 
 
 # --- agentkit run -----------------------------------------------------------------------

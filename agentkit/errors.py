@@ -23,6 +23,7 @@ __all__ = [
     "ContextLengthExceeded",
     "LocalModelCorrupted",
     "LocalModelNotFound",
+    "MCPError",
     "MaxTurnsExceeded",
     "MissingAPIKey",
     "ModelConnectionError",
@@ -312,3 +313,14 @@ class StoreUnavailable(StoreError):
 
 class StoreVersionError(StoreError):
     """The database (or one stored item) was written by a newer agentkit; upgrade it."""
+
+
+# --- MCP -----------------------------------------------------------------------------
+
+
+class MCPError(AgentkitError):
+    """An MCP server could not be started, reached or understood (``agentkit.mcp``).
+
+    Inside a tool call the same problems come back as an error tool result instead, and the
+    next call reconnects.
+    """
