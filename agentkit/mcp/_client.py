@@ -397,7 +397,7 @@ class MCPServer:
         Raises:
             MCPError: The server could not be reached or answered with an error.
         """
-        if self._listing is None or self._stale or not self.cache_tools:
+        if self._listing is None or self._stale or not self.cache_tools or not self._entered:
             await self._fetch()
         return self.tools()
 

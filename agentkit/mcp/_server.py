@@ -54,11 +54,11 @@ def create_server(
         ConfigurationError: No tools, two tools with one name, or a tool that needs
             approval or is external (an MCP server cannot pause for either).
     """
+    served = _as_tools(tools)
     import_sdk()
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
-    served = _as_tools(tools)
     by_name = {t.name: t for t in served}
     listing = types.ListToolsResult(
         tools=[
