@@ -11,7 +11,7 @@ import time
 
 import anyio
 import pytest
-from _mcp import SDK_SERVER, REPO, alive, free_port, http_server, wait_dead
+from _mcp import REPO, SDK_SERVER, alive, free_port, http_server, wait_dead
 
 from agentkit import ConfigurationError, MCPError, ToolArgumentsError, ToolError, ToolTimeout
 from agentkit.mcp import MCPServer

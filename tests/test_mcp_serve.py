@@ -50,9 +50,9 @@ async def check_session(client: Any) -> None:
     unknown = await client.call_tool("nope", {})
     assert unknown.is_error
     assert isinstance(unknown.content[0], types.TextContent)
-    assert "Unknown tool 'nope'. Available tools: add, forecast, who_calls, broken." == (
+    assert (
         unknown.content[0].text
-    )
+    ) == "Unknown tool 'nope'. Available tools: add, forecast, who_calls, broken."
 
 
 async def test_served_over_stdio_to_the_sdk_client() -> None:
