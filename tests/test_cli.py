@@ -398,7 +398,7 @@ def test_verbose_logs_model_turns_and_tool_calls_with_timings(
 # --- help, version, models -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [[], ["chat"], ["run"]])
+@pytest.mark.parametrize("command", [[], ["chat"], ["run"], ["mcp", "serve"]])
 def test_every_command_has_help_with_examples(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

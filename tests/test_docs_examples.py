@@ -64,6 +64,10 @@ _WEATHER_IN_PARIS = [
 FAKE_REPLIES: dict[str, list[Reply]] = {
     "README.md": _WEATHER_IN_PARIS,
     "index.md": _WEATHER_IN_PARIS,
+    "mcp.md": [
+        tool_call_reply(("weather_get_forecast", {"city": "Paris"})),
+        text_reply("Tomorrow in Paris: 18°C and sunny."),
+    ],
 }
 #: What the fake server answers while a page's pytest files record their cassettes.
 RECORD_REPLIES: dict[str, list[Reply]] = {
