@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import pytest
 from _mcp import REPO, SDK_SERVER, alive, free_port, http_server, wait_dead
 
@@ -143,6 +146,13 @@ async def test_entered_in_one_task_and_closed_in_another_ends_the_process_group(
     sleeper = int((await tools["spawn_sleeper"].invoke({})).content)  # type: ignore[attr-defined]
     assert alive(pid) and alive(sleeper)
 
+    # Another event loop (run_sync in a thread) cannot use this loop's connection.
+    def from_another_loop() -> object:
+        return asyncio.run(tools["pid"].invoke({}))  # type: ignore[attr-defined]
+
+    elsewhere = await anyio.to_thread.run_sync(from_another_loop)
+    assert elsewhere.is_error and "opened in another event loop" in elsewhere.content  # type: ignore[attr-defined]
+
     async with anyio.create_task_group() as group:
         group.start_soon(server.close)
     assert wait_dead(pid) and wait_dead(sleeper)  # the grandchild too
@@ -192,6 +202,17 @@ async def test_over_streamable_http_with_headers() -> None:
         # Closed: the next use says how to open it again.
         with pytest.raises(ConfigurationError, match="async with server"):
             await server.list_tools()
+
+
+async def test_a_server_that_never_answers_times_out_and_is_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    silent = MCPServer.stdio(
+        "sh", ["-c", f"echo $$ > {pid_file}; exec sleep 60"], connect_timeout=0.5
+    )
+    with pytest.raises(MCPError, match="did not answer the handshake within 0.5 s"):
+        async with silent:
+            pass
+    assert wait_dead(int(pid_file.read_text()))
 
 
 async def test_a_server_that_cannot_start_is_a_clear_error() -> None:

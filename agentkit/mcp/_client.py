@@ -65,6 +65,7 @@ class _Connection:
         self.done = anyio.Event()
         self.group: anyio.abc.TaskGroup | None = None
         self.task: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, timeout: float) -> None:
         try:
@@ -74,6 +75,7 @@ class _Connection:
                 "MCPServer needs the asyncio event loop (it owns each connection in an "
                 "asyncio task). Fix: run it under asyncio (asyncio.run or anyio's default)."
             ) from None
+        self.loop = loop
         # Not a child of the caller's task group: entering here and closing from another
         # task must not cross cancel scopes.
         self.task = loop.create_task(self._own(), name=f"agentkit-mcp {self.server.label}")
@@ -143,8 +145,17 @@ class _Connection:
         self.stop.set()
         if self.task is None:
             return
+        if not self.ready.is_set():  # still connecting: nothing waits for `stop` yet
+            self.task.cancel()
         with anyio.CancelScope(shield=True):
             await self.done.wait()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _modern(client: Any) -> bool:
@@ -350,6 +361,7 @@ class MCPServer:
             MCPError: The server could not be started or reached, or did not answer.
         """
         self._entered = True
+        self._stale = True  # a new connection lists again
         await self._session()
         try:
             await self.list_tools()
@@ -484,6 +496,14 @@ class MCPServer:
         self, tool: _MCPTool, arguments: dict[str, Any], context: RunContext[Any] | None
     ) -> ToolResult:
         """Call ``tool`` on the server; every failure comes back as an error result."""
+        current = self._connection
+        if current is not None and current.loop is not _running_loop():
+            message = (
+                f"MCP server {self.label} was opened in another event loop, and its tools "
+                "can only be called from that loop. Fix: call them (await agent.run(...)) "
+                "inside the `async with server:` block, not through run_sync or a thread."
+            )
+            return _error_result(tool.name, message, None)
         try:
             connection = await self._session()
         except (MCPError, ConfigurationError) as exc:
