@@ -209,7 +209,7 @@ async def test_a_server_that_never_answers_times_out_and_is_killed(tmp_path: Pat
     silent = MCPServer.stdio(
         "sh", ["-c", f"echo $$ > {pid_file}; exec sleep 60"], connect_timeout=0.5
     )
-    with pytest.raises(MCPError, match="did not answer the handshake within 0.5 s"):
+    with pytest.raises(MCPError, match=r"did not answer the handshake within 0\.5 s"):
         async with silent:
             pass
     assert wait_dead(int(pid_file.read_text()))
@@ -219,6 +219,16 @@ async def test_a_server_that_cannot_start_is_a_clear_error() -> None:
     with pytest.raises(MCPError, match="Could not connect to MCP server 'no-such-mcp-server'"):
         async with MCPServer.stdio("no-such-mcp-server", connect_timeout=10):
             pass
+    # Nothing listens there: the error names the server, never its credentials.
+    unreachable = MCPServer.http(
+        f"http://user:pa55word@127.0.0.1:{free_port()}/mcp?key=s3cret-query",
+        headers={"Authorization": "Bearer s3cret-token"}, connect_timeout=10,
+    )
+    with pytest.raises(MCPError, match="Could not connect to MCP server") as failure:
+        async with unreachable:
+            pass
+    shown = f"{failure.value} {failure.value.__cause__} {unreachable!r}"
+    assert "s3cret" not in shown and "pa55word" not in shown
     with pytest.raises(ConfigurationError, match="has not listed its tools yet"):
         sdk_server().tools()
     with pytest.raises(ConfigurationError, match="prefix"):

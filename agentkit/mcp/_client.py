@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from agentkit._secrets import redact
 from agentkit.errors import ConfigurationError, MCPError, ToolArgumentsError, ToolError, ToolTimeout
 from agentkit.mcp._results import result_text
 from agentkit.tools import RunContext, Tool, ToolResult
@@ -93,11 +94,13 @@ class _Connection:
             await self.close()
             raise
         if self.error is not None:
-            raise MCPError(
-                f"Could not connect to MCP server {self.server.label}: "
-                f"{_describe(self.error)}. Fix: check the command or URL, and the server's "
-                "own error output above."
-            ) from self.error
+            why = self.server._describe(self.error)
+            failure = MCPError(
+                f"Could not connect to MCP server {self.server.label}: {why}. Fix: check the "
+                "command or URL, and the server's own error output above."
+            )
+            # Chained only when clean: a printed traceback shows the cause's text.
+            raise failure from (self.error if why == _describe(self.error) else None)
 
     async def _own(self) -> None:
         sdk = import_sdk()
@@ -213,9 +216,11 @@ class MCPServer:
         call_timeout: float | None = None,
         cache_tools: bool = True,
         connect_timeout: float = 30.0,
+        secrets: Iterable[str] = (),
     ) -> None:
         """Most code uses :meth:`stdio` or :meth:`http`; ``transport`` is a callable
-        returning a fresh MCP SDK transport (an async context manager of streams)."""
+        returning a fresh MCP SDK transport (an async context manager of streams); ``secrets``
+        (header and environment values) are masked in every message."""
         if call_timeout is not None and call_timeout <= 0:
             raise ConfigurationError(f"call_timeout must be > 0 seconds, got {call_timeout!r}.")
         if prefix and not re.fullmatch(r"[A-Za-z0-9_-]+", prefix):
@@ -224,6 +229,7 @@ class MCPServer:
                 "digits, '_' or '-', e.g. prefix='fs_'."
             )
         self._transport = transport
+        self._secrets = tuple(secrets)
         self.label = label
         self.prefix = prefix
         self.call_timeout = call_timeout
@@ -290,6 +296,7 @@ class MCPServer:
         return cls(
             transport, label=label, prefix=prefix, allow=allow, deny=deny,
             call_timeout=call_timeout, cache_tools=cache_tools, connect_timeout=connect_timeout,
+            secrets=(env or {}).values(),
         )  # fmt: skip
 
     @classmethod
@@ -335,6 +342,7 @@ class MCPServer:
         return cls(
             transport, label=repr(shown), prefix=prefix, allow=allow, deny=deny,
             call_timeout=call_timeout, cache_tools=cache_tools, connect_timeout=connect_timeout,
+            secrets=[*fixed_headers.values(), *_url_secrets(url)],
         )  # fmt: skip
 
     def __repr__(self) -> str:
@@ -447,7 +455,7 @@ class MCPServer:
             if _connection_lost(exc):
                 connection.mark_dead()
             raise MCPError(
-                f"MCP server {self.label} failed to list its tools: {_describe(exc)}."
+                f"MCP server {self.label} failed to list its tools: {self._describe(exc)}."
             ) from exc
         self._install(definitions)
 
@@ -517,7 +525,8 @@ class MCPServer:
         except Exception as exc:
             if _connection_lost(exc):
                 return self._lost(tool, connection, exc)
-            message = f"MCP server {self.label} refused the call to '{tool.name}': {_describe(exc)}"
+            why = self._describe(exc)
+            message = f"MCP server {self.label} refused the call to '{tool.name}': {why}"
             return _error_result(tool.name, message, exc)
         except BaseException:
             if context is not None:
@@ -532,13 +541,18 @@ class MCPServer:
             return ToolResult(text, is_error=True, error=error)
         text = result_text(result)
         if result.is_error:
-            return _error_result(tool.name, text or f"Tool '{tool.name}' failed.", None, result)
+            text = redact(text, self._secrets) or f"Tool '{tool.name}' failed."
+            return _error_result(tool.name, text, None, result)
         value = result.structured_content if result.structured_content is not None else result
         return ToolResult(text, value=value)
 
+    def _describe(self, exc: BaseException) -> str:
+        """One line about ``exc``, without the server's secrets (headers, environment)."""
+        return redact(_describe(exc), self._secrets)
+
     def _lost(self, tool: _MCPTool, connection: _Connection, exc: Exception | None) -> ToolResult:
         connection.mark_dead()
-        why = f" ({_describe(exc)})" if exc is not None else ""
+        why = f" ({self._describe(exc)})" if exc is not None else ""
         message = (
             f"MCP server {self.label} closed the connection during the call to "
             f"'{tool.name}'{why}; it may have crashed. The next call reconnects."
@@ -561,6 +575,14 @@ def _connection_lost(exc: BaseException) -> bool:
         return exc.code == CONNECTION_CLOSED
     closed = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError)
     return isinstance(exc, closed) or type(exc).__module__.startswith(("httpx", "httpcore"))
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may carry credentials: its query and userinfo password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return [p for p in (parts.query, parts.password or "") if p]
 
 
 class _HTTPTransport:
