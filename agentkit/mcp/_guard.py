@@ -11,6 +11,7 @@ script) would then leave orphans. This guard waits for either the server or the 
 to die, then SIGKILLs its group, itself included.
 """
 
+import contextlib
 import os
 import select
 import signal
@@ -44,6 +45,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"agentkit: cannot start the MCP server {command[0]!r}: {exc}\n")
         return 127
     _wait(parent, child)
+    with contextlib.suppress(ChildProcessError):  # a container's init may never reap it
+        os.waitpid(child, os.WNOHANG)
     _kill_group()
     return 0  # not reached when the group was killed
 
