@@ -233,3 +233,15 @@ async def test_a_server_that_cannot_start_is_a_clear_error() -> None:
         sdk_server().tools()
     with pytest.raises(ConfigurationError, match="prefix"):
         sdk_server(prefix="fs.")
+
+
+def test_importing_agentkit_mcp_loads_nothing_of_the_sdk() -> None:
+    code = (
+        "import sys, agentkit, agentkit.mcp; print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('mcp', 'mcp_types', 'uvicorn', 'starlette')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout
+    assert out.strip() == "[]"
