@@ -160,7 +160,9 @@ class _ThreadRun:
     ) -> None:
         self.store = store
         self.record = record
-        self.spec = dataclasses.replace(spec, after_step=self.after_step)
+        self.spec = dataclasses.replace(
+            spec, after_step=self.after_step, thread_id=record.thread_id
+        )
         self.state = state if state is not None else RunState()
         self.stored = len(history)
         # The instructions lead the run's messages but are not stored in the thread
