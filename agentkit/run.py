@@ -1114,6 +1114,7 @@ async def _handoff_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         state.handed = list(route.input_filter(seen)) if route and route.input_filter else seen
     state.handoff_at = len(state.messages)
     state.agent, state.handoff_to, state.next_step = target, None, "model"
+    state.tool_choice = None  # the new agent's own settings decide
     await _activate(run, target)
     logger.info("handoff from %s to %s on turn %d", _name(source), target, state.turn)
     await run.hook("on_handoff", source.agent, run.spec.agent)
