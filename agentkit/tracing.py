@@ -125,11 +125,12 @@ def is_instrumented() -> bool:
 class _Spans:
     """The open spans of one run."""
 
-    __slots__ = ("agent", "chat", "root", "tools")
+    __slots__ = ("agent", "chat", "parent", "root", "tools")
 
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Any, parent: Any) -> None:
         self.root = root
         self.agent = root  # the active agent's span: the root, or a handoff's
+        self.parent = parent  # a context with the active agent's span in it
         self.chat: Any = None
         self.tools: dict[str, tuple[Any, Any]] = {}
 
@@ -167,7 +168,8 @@ class _Tracer(RunHooks):
 
     def on_run_start(self, ctx: HookContext) -> None:
         """Open the run's span, under the caller's current span (e.g. a tool's)."""
-        self._runs[id(ctx)] = _Spans(self._agent_span(ctx, ctx.agent, None))
+        span = self._agent_span(ctx, ctx.agent, None)
+        self._runs[id(ctx)] = _Spans(span, self._trace.set_span_in_context(span))
 
     def on_model_start(self, ctx: HookContext, request: ModelRequest) -> None:
         """Open a ``chat`` span."""
@@ -182,14 +184,14 @@ class _Tracer(RunHooks):
             PROVIDER_NAME: _provider(model),
             REQUEST_MODEL: name,
         }
-        for key, value in (
-            (REQUEST_TEMPERATURE, settings.temperature),
-            (REQUEST_TOP_P, settings.top_p),
-            (REQUEST_MAX_TOKENS, settings.max_tokens),
-            (REQUEST_SEED, settings.seed),
-        ):
-            if value is not None:
-                attributes[key] = value
+        if settings.temperature is not None:
+            attributes[REQUEST_TEMPERATURE] = settings.temperature
+        if settings.top_p is not None:
+            attributes[REQUEST_TOP_P] = settings.top_p
+        if settings.max_tokens is not None:
+            attributes[REQUEST_MAX_TOKENS] = settings.max_tokens
+        if settings.seed is not None:
+            attributes[REQUEST_SEED] = settings.seed
         if ctx.thread_id is not None:
             attributes[CONVERSATION_ID] = ctx.thread_id
         if self.capture:
@@ -201,7 +203,7 @@ class _Tracer(RunHooks):
                 )
             attributes[INPUT_MESSAGES] = _messages_json(rest)
         spans.chat = self.tracer.start_span(
-            f"chat {name}", context=self._trace.set_span_in_context(spans.agent),
+            f"chat {name}", context=spans.parent,
             kind=self._kind.CLIENT, attributes=attributes,
         )  # fmt: skip
 
@@ -243,7 +245,7 @@ class _Tracer(RunHooks):
         if self.capture:
             attributes[TOOL_CALL_ARGUMENTS] = call.arguments
         span = self.tracer.start_span(
-            f"execute_tool {call.name}", context=self._trace.set_span_in_context(spans.agent),
+            f"execute_tool {call.name}", context=spans.parent,
             kind=self._kind.INTERNAL, attributes=attributes,
         )  # fmt: skip
         token = self._context.attach(self._trace.set_span_in_context(span))
@@ -273,6 +275,7 @@ class _Tracer(RunHooks):
         if spans.agent is not spans.root:
             spans.agent.end()
         spans.agent = self._agent_span(ctx, to_agent, spans.root)
+        spans.parent = self._trace.set_span_in_context(spans.agent)
 
     def on_run_end(self, ctx: HookContext, result_or_error: Any) -> None:
         """Close the run's spans; a failed run's carry an error status."""
