@@ -283,3 +283,20 @@ async def test_as_tool_output_extractor_and_inner_failures() -> None:
     result = await front.run("?")
     (message,) = result.tool_results("failing")
     assert message.is_error and "backend down" in message.text
+
+
+async def test_the_agent_handed_to_decides_the_output_type() -> None:
+    from pydantic import BaseModel
+
+    class Refund(BaseModel):
+        invoice: str
+        amount_eur: int
+
+    model = ScriptedModel([tool_call_response("transfer_to_refunds"),
+                           '{"invoice": "INV-7", "amount_eur": 42}'])
+    refunds: Agent[Refund] = Agent(name="refunds", model=model, output_type=Refund)
+    triage = Agent(name="triage", model=model, handoffs=[refunds])
+    result = await triage.run("refund INV-7")
+    assert result.output == Refund(invoice="INV-7", amount_eur=42)
+    assert model.requests[0].response_format is None
+    assert model.requests[1].response_format is not None

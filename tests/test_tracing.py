@@ -200,3 +200,19 @@ def test_opentelemetry_is_not_imported_unless_instrument_is_called() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).parent.parent, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_tracing_benchmark_measures_real_spans() -> None:
+    import anyio
+
+    bench = Path(__file__).resolve().parents[1] / "tools" / "bench"
+    sys.path.insert(0, str(bench))
+    try:
+        import tracing_bench
+    finally:
+        sys.path.remove(str(bench))
+    figures = anyio.run(tracing_bench.measure, 20)  # asserts 20 spans per traced run
+    assert figures["turns"] == 20
+    assert figures["on_cpu_ms"] > 0 and figures["off_cpu_ms"] > 0
+    assert figures["sdk_floor_ms"] > 0
+    assert not is_instrumented()
