@@ -673,6 +673,7 @@ async def _restore(run: _Run, history: Sequence[Message]) -> None:
     else:
         messages.insert(0, Message.system(instructions))
         state.new_message_index += 1
+        state.handoff_at += 1
 
 
 def repair_history(messages: list[Message]) -> list[Message]:

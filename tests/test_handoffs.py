@@ -300,3 +300,24 @@ async def test_the_agent_handed_to_decides_the_output_type() -> None:
     assert result.output == Refund(invoice="INV-7", amount_eur=42)
     assert model.requests[0].response_format is None
     assert model.requests[1].response_format is not None
+
+
+async def test_a_filtered_handoff_on_a_thread_sends_the_same_after_a_pause(
+    tmp_path: Path,
+) -> None:
+    model = ScriptedModel([tool_call_response("transfer_to_billing"),
+                           tool_call_response(("refund", {"invoice": "INV-7"})), "Refunded."])
+    billing = Agent(name="billing", instructions="Billing.", model=model, tools=[refund])
+    triage = Agent(name="triage", instructions="Triage.", model=model,
+                   handoffs=[handoff(billing, input_filter=drop_tool_calls)])
+    store = SQLiteStore(tmp_path / "t.db")
+    thread = await store.create_thread()
+    paused = await triage.run("refund INV-7", thread=thread.id, store=store)
+    assert paused.run_id is not None
+    done = await triage.resume(paused.run_id, store=store, approve=[paused.pending[0].id])
+    assert done.output == "Refunded."
+    before, after = model.requests[1].messages, model.requests[2].messages
+    assert [(m.role, m.text) for m in before] == [("system", "Billing."),
+                                                 ("user", "refund INV-7")]
+    assert [m.role for m in after] == ["system", "user", "assistant", "tool"]
+    assert after[:2] == before and after[3].text == "refunded INV-7"

@@ -218,7 +218,8 @@ class _ThreadRun:
         state = self.state
         new = state.messages[self.head + self.stored :]
         saved = dataclasses.replace(
-            state, messages=[], new_message_index=max(state.new_message_index - self.head, 0)
+            state, messages=[], new_message_index=max(state.new_message_index - self.head, 0),
+            handoff_at=max(state.handoff_at - self.head, 0),
         )
         terminal = status not in (None, "requires_action")
         self.record = await self.store.save_step(
