@@ -26,7 +26,7 @@ from agentkit.tools import RunContext, Tool, ToolResult, tool
 if TYPE_CHECKING:
     from agentkit.agent import Agent
 
-__all__ = ["Handoff", "InputFilter", "agent_tool", "drop_tool_calls", "handoff"]
+__all__ = ["AgentTool", "Handoff", "InputFilter", "agent_tool", "drop_tool_calls", "handoff"]
 
 InputFilter = Callable[[list[Message]], Sequence[Message]]
 """What the next agent is handed: a function of the conversation so far (without the
