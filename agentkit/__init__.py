@@ -15,6 +15,7 @@ from agentkit.errors import (
     ConfigurationError,
     ContentFiltered,
     ContextLengthExceeded,
+    HookError,
     LocalModelCorrupted,
     LocalModelNotFound,
     MaxTurnsExceeded,
@@ -51,9 +52,11 @@ from agentkit.errors import (
     UnknownToolError,
     UsageLimitExceeded,
 )
+from agentkit.hooks import HookContext, RunHooks
 from agentkit.messages import Message, ToolCall
 from agentkit.models.base import TextDelta
 from agentkit.run import (
+    HandoffOccurred,
     ModelResponseFinished,
     PendingCall,
     RunEvent,
@@ -76,6 +79,9 @@ __all__ = [
     "ConfigurationError",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "HandoffOccurred",
+    "HookContext",
+    "HookError",
     "LocalModelCorrupted",
     "LocalModelNotFound",
     "MCPError",
@@ -103,6 +109,7 @@ __all__ = [
     "RunError",
     "RunEvent",
     "RunFinished",
+    "RunHooks",
     "RunOptions",
     "RunResult",
     "RunState",

@@ -21,9 +21,10 @@ from typing_extensions import Unpack
 
 from agentkit.errors import ConfigurationError, RunError
 from agentkit.history import HistoryPolicy
+from agentkit.hooks import RunHooks, active_hooks, using_hooks
 from agentkit.messages import Message, from_openai
 from agentkit.models.base import Model
-from agentkit.observers import active_observers, using_observers
+from agentkit.models.wrapping import active_wrappers, using_wrappers
 from agentkit.output import OutputSpec
 from agentkit.run import (
     Instructions,
@@ -40,6 +41,9 @@ from agentkit.tools import Tool, tool
 from agentkit.usage import UsageLimits
 
 if TYPE_CHECKING:
+    from agentkit.handoffs import AgentTool, Handoff
+    from agentkit.run import HandoffRoute
+    from agentkit.run import RunResult as _RunResult
     from agentkit.threads import Store
 
 __all__ = ["Agent", "RunOptions", "resolve_model"]
@@ -137,6 +141,12 @@ class Agent(Generic[OutputT]):
         history_policy: What of a long conversation is sent (``keep_last(n)``,
             ``keep_tokens(n)`` from :mod:`agentkit.history`, or your own function); the
             run's messages keep everything.
+        description: What the agent does, for other agents: the description of the
+            tools that hand off to it or call it (:meth:`as_tool`).
+        handoffs: Agents (or ``handoff(agent, ...)`` from :mod:`agentkit.handoffs`) this
+            agent may hand the conversation to, one ``transfer_to_<name>`` tool each.
+        hooks: :class:`~agentkit.RunHooks` that watch the runs of this agent (the whole
+            run, across handoffs, for the agent a run starts with).
     """
 
     def __init__(
@@ -154,6 +164,9 @@ class Agent(Generic[OutputT]):
         on_tool_error: OnToolError = "feed",
         history_policy: HistoryPolicy | None = None,
         store: Store | None = None,
+        description: str | None = None,
+        handoffs: Sequence[Agent[Any] | Handoff] = (),
+        hooks: Sequence[RunHooks] = (),
     ) -> None:
         if max_turns < 1:
             raise ConfigurationError(f"max_turns must be at least 1, got {max_turns}")
@@ -179,6 +192,13 @@ class Agent(Generic[OutputT]):
         self.on_tool_error: OnToolError = on_tool_error
         self.history_policy = history_policy
         self.store = store
+        self.description = description
+        self.handoffs: list[Agent[Any] | Handoff] = list(handoffs)
+        self.hooks: list[RunHooks] = list(hooks)
+        self._handoff_parts: tuple[tuple[Any, ...], list[Tool[Any, Any]],
+                                   dict[str, HandoffRoute]] | None = None
+        if self.handoffs:
+            self._handoff_tools()  # a misconfiguration fails here, not at the first run
         self._output = OutputSpec.build(output_type)
         self._model_arg = model
         self._model: Model | None = model if isinstance(model, Model) else None
@@ -201,13 +221,61 @@ class Agent(Generic[OutputT]):
             self._resolved = resolved
         return resolved[1]
 
+    def _handoff_tools(self) -> tuple[list[Tool[Any, Any]], dict[str, HandoffRoute]]:
+        key = tuple(self.handoffs)
+        if self._handoff_parts is None or self._handoff_parts[0] != key:
+            from agentkit.handoffs import handoff_parts
+
+            tools, routes = handoff_parts(self.name, key, [t.name for t in self.tools])
+            self._handoff_parts = (key, tools, routes)
+        return self._handoff_parts[1], self._handoff_parts[2]
+
+    def as_tool(
+        self,
+        name: str | None = None,
+        description: str | None = None,
+        output_extractor: Callable[[_RunResult[Any]], str] | None = None,
+    ) -> AgentTool:
+        """This agent as a tool another agent can call, with one string argument,
+        ``input``. The inner run's usage is added to the caller's; its messages are not
+        merged into the caller's conversation (the tool result's ``value`` is the inner
+        :class:`~agentkit.RunResult`, in ``ToolResultReceived`` events and hooks).
+
+        Args:
+            name: The tool's name (default: the agent's name).
+            description: What the tool does (default: the agent's ``description``).
+            output_extractor: The text the calling model reads of the inner result
+                (default: its output, as text or JSON).
+        """
+        from agentkit.handoffs import agent_tool
+
+        return agent_tool(self, name, description, output_extractor)
+
     def _spec(self, options: RunOptions) -> RunSpec:
         model = options.get("model")
         limits = options.get("usage_limits")
         max_turns = options.get("max_turns")
+        tools: Sequence[Tool[Any, Any]] = self.tools
+        routes: dict[str, HandoffRoute] = {}
+        if self.handoffs:
+            extra, routes = self._handoff_tools()
+            tools = [*self.tools, *extra]
+
+        def find_agent(name: str) -> RunSpec:
+            from agentkit.handoffs import reachable
+
+            agents = reachable(self)
+            if name not in agents:
+                raise ConfigurationError(
+                    f"the run is with agent {name!r}, which agent {self.name!r} cannot hand "
+                    f"off to (it reaches: {', '.join(sorted(agents))}); resume the run with "
+                    "the agent that started it"
+                )
+            return agents[name]._spec(options)
+
         return RunSpec(
             model=resolve_model(model) if model is not None else self.model,
-            tools=self.tools,
+            tools=tools,
             instructions=self.instructions,
             output=self._output,
             settings=self.settings.merge(options.get("settings")),
@@ -218,6 +286,10 @@ class Agent(Generic[OutputT]):
             deps=options.get("context"),
             timeout=options.get("timeout"),
             history_policy=self.history_policy,
+            agent=self,
+            hooks=self.hooks,
+            handoffs=routes,
+            find_agent=find_agent if self.handoffs else None,
         )
 
     def _events(
@@ -371,9 +443,9 @@ def _run_in_thread(main: Callable[[], Awaitable[T]], caller: asyncio.Task[Any] |
     cancel_lock = threading.Lock()
     running: list[tuple[anyio.CancelScope, Any]] = []
     interrupted = False
-    # The worker thread must see the caller's observers (test helpers, tracing); the rest
-    # of the caller's context (e.g. its running-loop markers) must not leak into it.
-    observers = active_observers()
+    # The worker thread must see the caller's hooks and model wrappers (test helpers); the
+    # rest of the caller's context (e.g. its running-loop markers) must not leak into it.
+    hooks, wrappers = active_hooks(), active_wrappers()
 
     async def guarded() -> T:
         with anyio.CancelScope() as scope:
@@ -386,7 +458,7 @@ def _run_in_thread(main: Callable[[], Awaitable[T]], caller: asyncio.Task[Any] |
 
     def worker() -> None:
         try:
-            with using_observers(observers):
+            with using_hooks(hooks), using_wrappers(wrappers):
                 outcome["value"] = anyio.run(guarded)
         except BaseException as exc:
             outcome["error"] = exc

@@ -21,6 +21,7 @@ __all__ = [
     "ConfigurationError",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "HookError",
     "LocalModelCorrupted",
     "LocalModelNotFound",
     "MCPError",
@@ -173,6 +174,13 @@ class ToolRetriesExceeded(RunError):
 
 class RunTimeout(RunError):
     """The run did not finish within ``agent.run(..., timeout=)`` seconds."""
+
+
+class HookError(RunError):
+    """A run hook (:class:`~agentkit.RunHooks`) raised; the run stopped there.
+
+    Hooks observe: catch what can go wrong inside the hook if the run should go on. The
+    hook's own exception is the ``__cause__``."""
 
 
 class NotPending(AgentkitError):

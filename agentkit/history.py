@@ -17,7 +17,7 @@ from typing import Protocol
 from agentkit.errors import ConfigurationError
 from agentkit.messages import Message, to_openai
 from agentkit.models.base import Model, ModelRequest
-from agentkit.observers import active_observers, wrap_model
+from agentkit.models.wrapping import wrap
 
 __all__ = [
     "HistoryPolicy",
@@ -242,9 +242,9 @@ class summarize:
         request = ModelRequest(
             messages=[Message.system(self.prompt), Message.user("\n".join(lines))]
         )
-        # Through the run's observers, like the run's own requests: the request blocker
-        # and cassettes apply to summaries too.
-        response = await wrap_model(model, active_observers()).request(request)
+        # Through the installed model wrappers, like the run's own requests: the request
+        # blocker and cassettes apply to summaries too.
+        response = await wrap(model).request(request)
         return response.message.text.strip()
 
 

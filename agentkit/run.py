@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, aclosing, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import anyio
 
@@ -44,15 +44,21 @@ from agentkit.errors import (
     UsageLimitExceeded,
 )
 from agentkit.history import HistoryPolicy
+from agentkit.hooks import HookCaller, HookContext, RunHooks, active_hooks
 from agentkit.messages import Message, ToolCall, to_openai, to_saved
 from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta, closing_stream
-from agentkit.observers import RunObserver, active_observers, wrap_model
+from agentkit.models.wrapping import active_wrappers, wrap
 from agentkit.output import FINAL_RESULT_TOOL, OutputSpec
 from agentkit.settings import ModelSettings
 from agentkit.tools import RunContext, Tool, ToolResult
 from agentkit.usage import Usage, UsageLimits
 
+if TYPE_CHECKING:
+    from agentkit.agent import Agent
+
 __all__ = [
+    "HandoffOccurred",
+    "HandoffRoute",
     "ModelResponseFinished",
     "PendingCall",
     "RunEvent",
@@ -72,7 +78,7 @@ logger = logging.getLogger("agentkit")
 OutputT = TypeVar("OutputT")
 Instructions = str | Callable[[RunContext[Any]], str | Awaitable[str]] | None
 OnToolError = Literal["feed", "raise"]
-Step = Literal["model", "tools", "done"]
+Step = Literal["model", "tools", "handoff", "done"]
 RunStatus = Literal[
     "queued", "in_progress", "requires_action", "cancelling", "cancelled", "failed",
     "completed", "incomplete", "expired",
@@ -122,6 +128,10 @@ class RunState:
         approved: Calls a person approved, not yet run.
         rejected: Calls a person rejected, with the reason the model will read.
         outputs: Outputs submitted for external tool calls, not yet sent.
+        agent: The name of the active agent after a handoff (None: the run's first).
+        handoff_to: The agent a handoff of the last turn leads to, once its tools ran.
+        handed: The conversation an input filter handed to the active agent (None: all).
+        handoff_at: Where the active agent's own messages start in ``messages``.
     """
 
     messages: list[Message] = field(default_factory=list)
@@ -137,6 +147,10 @@ class RunState:
     approved: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    agent: str | None = None
+    handoff_to: str | None = None
+    handed: list[Message] | None = None
+    handoff_at: int = 0
 
     def decide(
         self,
@@ -190,6 +204,7 @@ class RunState:
             approved=list(self.approved),
             rejected=dict(self.rejected),
             outputs=dict(self.outputs),
+            handed=None if self.handed is None else list(self.handed),
         )
 
     @property
@@ -221,6 +236,10 @@ class RunState:
                 "approved": self.approved,
                 "rejected": self.rejected,
                 "outputs": self.outputs,
+                "agent": self.agent,
+                "handoff_to": self.handoff_to,
+                "handed": None if self.handed is None else [to_saved(m) for m in self.handed],
+                "handoff_at": self.handoff_at,
             },
             ensure_ascii=False,
         )
@@ -232,7 +251,7 @@ class RunState:
             data = json.loads(text)
             if data.get("version") != _STATE_VERSION:
                 raise ValueError(f"unsupported version {data.get('version')!r}")
-            if data.get("next_step") not in ("model", "tools", "done"):
+            if data.get("next_step") not in ("model", "tools", "handoff", "done"):
                 raise ValueError(f"unknown next_step {data.get('next_step')!r}")
             return cls(
                 messages=[Message.from_openai(m) for m in data["messages"]],
@@ -248,6 +267,12 @@ class RunState:
                 approved=list(data["approved"]),
                 rejected=dict(data["rejected"]),
                 outputs=dict(data["outputs"]),
+                agent=data.get("agent"),
+                handoff_to=data.get("handoff_to"),
+                handed=None if data.get("handed") is None else [
+                    Message.from_openai(m) for m in data["handed"]
+                ],
+                handoff_at=int(data.get("handoff_at", 0)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(
@@ -271,6 +296,8 @@ class RunResult(Generic[OutputT]):
             calls (resume with ``agent.resume``); ``"cancelled"``.
         pending: The calls the run waits for when ``status == "requires_action"``.
         run_id: The run's id in a store (None without one).
+        last_agent: The agent that answered (the last one handed to; None for a run
+            without an :class:`~agentkit.Agent`).
     """
 
     output: OutputT
@@ -282,6 +309,7 @@ class RunResult(Generic[OutputT]):
     status: RunStatus = "completed"
     pending: list[PendingCall] = field(default_factory=list)
     run_id: str | None = None
+    last_agent: Agent[Any] | None = None
 
     @property
     def new_messages(self) -> list[Message]:
@@ -346,6 +374,14 @@ class ModelResponseFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class HandoffOccurred:
+    """The run handed the conversation from one agent to another (by their names)."""
+
+    from_agent: str
+    to_agent: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Generic[OutputT]):
     """The run is complete; ``result`` is what ``Agent.run`` returns."""
 
@@ -353,12 +389,26 @@ class RunFinished(Generic[OutputT]):
 
 
 RunEvent = (
-    TextDelta | ToolCallStarted | ToolResultReceived | ModelResponseFinished | RunFinished[Any]
+    TextDelta
+    | ToolCallStarted
+    | ToolResultReceived
+    | ModelResponseFinished
+    | HandoffOccurred
+    | RunFinished[Any]
 )
 """Everything ``Agent.stream`` yields, in the order it happens."""
 
 
 # --- the spec of one run ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRoute:
+    """Where a handoff tool leads: the target agent's name, and an optional filter of the
+    conversation it is handed (the messages, instructions left out)."""
+
+    agent: str
+    input_filter: Callable[[list[Message]], Sequence[Message]] | None = None
 
 
 @dataclass(slots=True)
@@ -380,6 +430,13 @@ class RunSpec:
     # Called after each step with the state (a store persists it, and may raise
     # RunCancelled to stop the run there).
     after_step: Callable[[RunState], Awaitable[None]] | None = None
+    # The agent this spec is of (opaque here: result.last_agent, hooks), its own hooks,
+    # its handoff tools (tool name -> route), and how to get another agent's spec by name.
+    agent: Agent[Any] | None = None
+    hooks: Sequence[RunHooks] = ()
+    handoffs: Mapping[str, HandoffRoute] = field(default_factory=dict)
+    find_agent: Callable[[str], RunSpec] | None = None
+    thread_id: str | None = None
 
     @property
     def uses_output_tool(self) -> bool:
@@ -391,12 +448,24 @@ class _Run:
     """One run in progress: the spec, the state, and what is derived from them once."""
 
     def __init__(self, spec: RunSpec, state: RunState, stream: bool) -> None:
-        self.spec = spec
+        self.root = spec  # the agent the run started with; spec: the active one
         self.state = state
         self.stream = stream
-        self.observers: tuple[RunObserver, ...] = active_observers()
+        self.wrappers = active_wrappers()
+        self.ctx = HookContext(spec.deps, state.usage, state.messages, thread_id=spec.thread_id)
+        self.hook_list = [*active_hooks(), *spec.hooks]
+        self.hooks = HookCaller(self.hook_list, self.ctx)
+        self.ended = False
+        self.instructions: str | None = None  # the active agent's, after a handoff
+        self.bind(spec)
+        self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+        self.output: Any = _UNSET  # the validated final answer, once there is one
+
+    def bind(self, spec: RunSpec) -> None:
+        """Make ``spec`` the active one (at the start, and at a handoff)."""
+        self.spec = spec
         # Test doubles (cassettes, the request blocker) stand in front of the model, once.
-        self.model = wrap_model(spec.model, self.observers)
+        self.model = wrap(spec.model, self.wrappers)
         self.tools = {t.name: t for t in spec.tools}
         self.definitions = [t.definition for t in spec.tools]
         self.response_format: dict[str, Any] | None = None
@@ -405,8 +474,19 @@ class _Run:
             self.definitions.append(spec.output.tool_definition())
         elif spec.output is not None:
             self.response_format = spec.output.response_format()
-        self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-        self.output: Any = _UNSET  # the validated final answer, once there is one
+        self.ctx.agent, self.ctx.agent_name = spec.agent, _name(spec)
+        self.ctx.model = spec.model
+        new = [h for h in spec.hooks if h not in self.hook_list]
+        if new:
+            self.hook_list += new
+            self.hooks = HookCaller(self.hook_list, self.ctx)
+
+    async def hook(self, name: str, *args: Any) -> None:
+        """Call the hooks' ``name``, if any hook has it."""
+        if self.hooks.wants(name):
+            self.ctx.messages, self.ctx.usage = self.state.messages, self.state.usage
+            self.ctx.turn = self.state.turn
+            await self.hooks.call(name, *args)
 
     def settings(self) -> ModelSettings:
         settings = self.spec.settings
@@ -442,6 +522,7 @@ class _Run:
             state=state,
             status="completed" if state.next_step == "done" else "requires_action",
             pending=list(state.pending),
+            last_agent=self.spec.agent,
         )
 
     def fail_output(self, problem: str) -> None:
@@ -488,8 +569,11 @@ async def iterate_run(
             await _start(run, input, history)
         elif history:
             await _restore(run, history)
+        if run.state.agent is not None:
+            await _activate(run, run.state.agent)  # a resumed run goes on with its agent
+        await run.hook("on_run_start")
         while run.state.next_step != "done":
-            step = _model_step(run) if run.state.next_step == "model" else _tools_step(run)
+            step = _STEPS[run.state.next_step](run)
             async with aclosing(step) as events:
                 async for event in events:
                     yield event
@@ -501,7 +585,7 @@ async def iterate_run(
         result = run.result()
         # Report success before handing over the result: the consumer may close this
         # generator right after the final event.
-        _notify_end(run, None)
+        await _end(run, result)
         yield RunFinished(result)
     except AgentkitError as exc:
         if exc.state is None:
@@ -509,37 +593,50 @@ async def iterate_run(
                 # Attempts the server answered before failing may be billed: count them.
                 run.state.usage.requests += exc.requests_answered
             exc.attach_run(run.state)
-        _notify_end(run, exc)
+        await _end(run, exc)
         raise
     except TimeoutError as exc:
         if run.deadline is None or time.monotonic() < run.deadline:
-            raise _foreign(run, exc) from exc
+            error = await _foreign(run, exc)
+            raise error from exc
         error = RunTimeout(
             f"the run did not finish within timeout={spec.timeout:g} seconds; the messages "
             "so far are attached. Raise timeout=, or resume the run from error.state"
         )
         error.attach_run(run.state)
-        _notify_end(run, error)
+        await _end(run, error)
         raise error from None
     except Exception as exc:
-        raise _foreign(run, exc) from exc
+        error = await _foreign(run, exc)
+        raise error from exc
     except BaseException as exc:  # cancelled, or abandoned by its consumer
         if not finished:
-            _notify_end(run, exc)
+            with anyio.CancelScope(shield=True):
+                await _end(run, exc)
         raise
 
 
-def _foreign(run: _Run, exc: Exception) -> RunError:
+async def _foreign(run: _Run, exc: Exception) -> RunError:
     """Keep the promise that nothing is lost: wrap a foreign exception with the run."""
     error = RunError(f"the run failed: {type(exc).__name__}: {redact(str(exc))}")
     error.attach_run(run.state)
-    _notify_end(run, error)
+    await _end(run, error)
     return error
 
 
-def _notify_end(run: _Run, error: BaseException | None) -> None:
-    for observer in run.observers:
-        observer.on_run_end(run.state.messages, run.state.usage, error)
+async def _end(run: _Run, outcome: RunResult[Any] | BaseException) -> None:
+    """Tell the hooks, once, how the run ended. A hook failing on a run that already
+    failed is logged: the run's own error is what the caller needs."""
+    if run.ended:
+        return
+    run.ended = True
+    if isinstance(outcome, RunResult):
+        await run.hook("on_run_end", outcome)
+        return
+    try:
+        await run.hook("on_run_end", outcome)
+    except AgentkitError as exc:
+        logger.warning("%s (while the run failed with %s)", exc, type(outcome).__name__)
 
 
 async def _start(
@@ -548,7 +645,7 @@ async def _start(
     state = run.state
     # Set first, so that an instructions function that raises still leaves the history.
     state.messages = messages = list(history)
-    instructions = await _render_instructions(run)
+    instructions = await _render_instructions(run, run.root)
     if instructions is not None:
         if messages and messages[0].role in ("system", "developer"):
             messages[0] = Message.system(instructions)
@@ -567,7 +664,7 @@ async def _restore(run: _Run, history: Sequence[Message]) -> None:
     conversation back: the instructions, then ``history``."""
     state = run.state
     state.messages = messages = list(history)
-    instructions = await _render_instructions(run)
+    instructions = await _render_instructions(run, run.root)
     if instructions is None:
         return
     # As in _start: the instructions replace a leading system message, or lead.
@@ -576,6 +673,7 @@ async def _restore(run: _Run, history: Sequence[Message]) -> None:
     else:
         messages.insert(0, Message.system(instructions))
         state.new_message_index += 1
+        state.handoff_at += 1
 
 
 def repair_history(messages: list[Message]) -> list[Message]:
@@ -607,8 +705,8 @@ def repair_history(messages: list[Message]) -> list[Message]:
     return repaired if len(repaired) != len(messages) else messages
 
 
-async def _render_instructions(run: _Run) -> str | None:
-    instructions = run.spec.instructions
+async def _render_instructions(run: _Run, spec: RunSpec) -> str | None:
+    instructions = spec.instructions
     if instructions is None or isinstance(instructions, str):
         return instructions
     text = instructions(run.context())
@@ -637,9 +735,8 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         if reason is not None:
             raise UsageLimitExceeded(f"usage limit reached: {reason}")
     # A snapshot: the request must not change when the run appends to the history.
-    sent = list(state.messages) if spec.history_policy is None else spec.history_policy(
-        state.messages
-    )
+    history = state.messages if state.agent is None else _conversation(run)
+    sent = list(history) if spec.history_policy is None else spec.history_policy(history)
     if inspect.isawaitable(sent):
         with run.within_deadline():  # a summarizing policy calls a model
             sent = await sent
@@ -653,6 +750,7 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         "requesting %s: turn %d, %d messages, %d tools",
         run.model.name, state.turn + 1, len(request.messages), len(request.tools),
     )
+    await run.hook("on_model_start", request)
     started = time.perf_counter()
     response: ModelResponse | None = None
     if run.stream:
@@ -681,8 +779,7 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         run.model.name, state.turn, time.perf_counter() - started, response.finish_reason,
         len(message.tool_calls), response.usage.total_tokens,
     )
-    for observer in run.observers:
-        observer.on_response(run.model, request, response)
+    await run.hook("on_model_end", response)
     # The state is complete before the event goes out: a consumer that stops here leaves
     # a run that resumes exactly where it stopped.
     error: AgentkitError | None = None
@@ -808,6 +905,8 @@ async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
     # Results in call order, whoever produced them.
     order = {call.id: i for i, call in enumerate(calls)}
     outcomes = sorted([*outcomes, *decided], key=lambda outcome: order[outcome[0].id])
+    if run.spec.handoffs:
+        outcomes = _choose_handoff(run, outcomes)
     final: str | None = None
     for call, result, duration in outcomes:
         state.messages.append(
@@ -825,7 +924,7 @@ async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
     state.rejected = {k: v for k, v in state.rejected.items() if k not in handled}
     state.outputs = {k: v for k, v in state.outputs.items() if k not in handled}
     state.pending = waiting
-    state.next_step = "tools" if waiting else "model"
+    state.next_step = "tools" if waiting else "handoff" if state.handoff_to else "model"
     error: AgentkitError | None = None
     try:
         _check_tool_failures(run, outcomes)
@@ -931,8 +1030,10 @@ async def _run_one(run: _Run, call: ToolCall) -> Outcome:
         )
         result = ToolResult(content=str(error), is_error=True, error=error)
     else:
+        await run.hook("on_tool_start", call)
         ctx = run.context(call) if tool.takes_context else None
         result = await tool.invoke(call.arguments, ctx)
+        await run.hook("on_tool_end", call, result)
     return call, result, time.perf_counter() - started
 
 
@@ -980,3 +1081,91 @@ def _check_tool_failures(run: _Run, outcomes: list[Outcome]) -> None:
             if isinstance(error, ToolCallError):
                 raise exc from error
             raise exc
+
+
+# --- step: hand the conversation to another agent ----------------------------------------
+
+
+def _choose_handoff(run: _Run, outcomes: list[Outcome]) -> list[Outcome]:
+    """Note the turn's handoff (its first successful one), made once every call of the
+    turn has its result; a further handoff call is answered as not followed."""
+    chosen: list[Outcome] = []
+    for call, result, duration in outcomes:
+        route = run.spec.handoffs.get(call.name)
+        if route is not None and not result.is_error:
+            if run.state.handoff_to is None:
+                run.state.handoff_to = route.agent
+            elif route.agent != run.state.handoff_to:
+                text = (f"Not transferred: this turn already hands the conversation to "
+                        f"{run.state.handoff_to}.")
+                result = ToolResult(content=text, is_error=True)
+        chosen.append((call, result, duration))
+    return chosen
+
+
+async def _handoff_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
+    state = run.state
+    target = state.handoff_to
+    assert target is not None
+    source = run.spec
+    route = next((r for r in source.handoffs.values() if r.agent == target), None)
+    # What the new agent is handed: the conversation as the current agent saw it.
+    if (route is not None and route.input_filter is not None) or state.handed is not None:
+        seen = _conversation(run, instructions=False)
+        state.handed = list(route.input_filter(seen)) if route and route.input_filter else seen
+    state.handoff_at = len(state.messages)
+    state.agent, state.handoff_to, state.next_step = target, None, "model"
+    state.tool_choice = None  # the new agent's own settings decide
+    await _activate(run, target)
+    logger.info("handoff from %s to %s on turn %d", _name(source), target, state.turn)
+    await run.hook("on_handoff", source.agent, run.spec.agent)
+    yield HandoffOccurred(_name(source), target)
+
+
+_STEPS: dict[str, Callable[[_Run], AsyncGenerator[RunEvent, None]]] = {
+    "model": _model_step,
+    "tools": _tools_step,
+    "handoff": _handoff_step,
+}
+
+
+async def _activate(run: _Run, name: str) -> None:
+    """Make the agent ``name`` the active one; the run-wide parts (turns, limits, deps,
+    timeout, storage) stay those of the run's first agent."""
+    root = run.root
+    if name == _name(root):
+        if run.spec is not root:
+            run.bind(root)
+    else:
+        if root.find_agent is None:
+            raise ConfigurationError(
+                f"the run is with agent {name!r}, but agent {_name(root)!r} has no handoffs "
+                "to find it by; resume the run with the agent that started it"
+            )
+        found = root.find_agent(name)
+        run.bind(dataclasses.replace(
+            found, max_turns=root.max_turns, limits=root.limits, deps=root.deps,
+            timeout=root.timeout, history_policy=root.history_policy,
+            after_step=root.after_step, find_agent=root.find_agent, thread_id=root.thread_id,
+        ))  # fmt: skip
+    run.instructions = await _render_instructions(run, run.spec)
+
+
+def _conversation(run: _Run, instructions: bool = True) -> list[Message]:
+    """The conversation as the active agent sees it after a handoff: its own
+    instructions, then what it was handed, then its own part of the run."""
+    state, messages = run.state, run.state.messages
+    leading = bool(messages) and messages[0].role in ("system", "developer") and (
+        run.root.instructions is not None or run.instructions is not None
+    )
+    if state.handed is not None:
+        body = [*state.handed, *messages[state.handoff_at :]]
+    else:
+        body = messages[1:] if leading else list(messages)
+    if instructions and run.instructions is not None:
+        body.insert(0, Message.system(run.instructions))
+    return body
+
+
+def _name(spec: RunSpec) -> str:
+    return spec.agent.name if spec.agent is not None else "agent"

@@ -33,7 +33,10 @@ def _run(script: str, *args: str, env_extra: dict[str, str] | None = None,
 
 def test_every_example_is_tested() -> None:
     tested = {"weather_bot.py", "structured_output.py", "parallel_tools.py", "backend_service.py",
-              "approval_bot.py", "mcp_tools.py"}  # mcp_tools.py: tests/test_examples_mcp.py
+              "approval_bot.py",
+              "mcp_tools.py",  # tests/test_examples_mcp.py
+              "triage_bot.py",
+              }
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_")}
     assert scripts == tested
 

@@ -13,11 +13,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from agentkit.errors import ModelRequestsBlocked
+from agentkit.hooks import HookContext, RunHooks, use_hooks
 from agentkit.messages import Message, ToolCall
 from agentkit.models.base import Model, ModelRequest, ModelResponse
-from agentkit.observers import RunObserver, observe
+from agentkit.models.wrapping import wrapping_models
 from agentkit.usage import Usage
 
 __all__ = [
@@ -40,7 +42,7 @@ class CapturedRun:
 
 
 @dataclass(slots=True)
-class RunCapture(RunObserver):
+class RunCapture(RunHooks):
     """What :func:`capture_run` collected. Lists are in the order things happened.
 
     Attributes:
@@ -54,6 +56,8 @@ class RunCapture(RunObserver):
     requests: list[ModelRequest] = field(default_factory=list)
     responses: list[ModelResponse] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The request each run has in flight (one at a time per run), by its hook context.
+    _asked: dict[int, ModelRequest] = field(default_factory=dict, repr=False)
 
     @property
     def messages(self) -> list[Message]:
@@ -79,18 +83,23 @@ class RunCapture(RunObserver):
         return [run.error for run in self.runs if run.error is not None]
 
     # run_sync runs on a worker thread, so callbacks may come from several threads.
-    def on_response(self, model: Model, request: ModelRequest, response: ModelResponse) -> None:
+    def on_model_start(self, ctx: HookContext, request: ModelRequest) -> None:
+        """Note the request until its response comes."""
+        with self._lock:
+            self._asked[id(ctx)] = request
+
+    def on_model_end(self, ctx: HookContext, response: ModelResponse) -> None:
         """Record the request and its response."""
         with self._lock:
-            self.requests.append(request)
+            self.requests.append(self._asked.pop(id(ctx)))
             self.responses.append(response)
 
-    def on_run_end(
-        self, messages: list[Message], usage: Usage, error: BaseException | None
-    ) -> None:
+    def on_run_end(self, ctx: HookContext, result_or_error: Any) -> None:
         """Record the finished run (a copy: the loop owns the originals)."""
+        error = result_or_error if isinstance(result_or_error, BaseException) else None
         with self._lock:
-            self.runs.append(CapturedRun(list(messages), usage.copy(), error))
+            self._asked.pop(id(ctx), None)
+            self.runs.append(CapturedRun(list(ctx.messages), ctx.usage.copy(), error))
 
 
 @contextmanager
@@ -103,7 +112,7 @@ def capture_run() -> Iterator[RunCapture]:
     'get_weather'
     """
     capture = RunCapture()
-    with observe(capture):
+    with use_hooks(capture):
         yield capture
 
 
@@ -130,20 +139,19 @@ def stays_on_machine(model: Model) -> bool:
     )
 
 
-class _RequestBlocker(RunObserver):
-    def wrap_model(self, model: Model) -> Model:
-        # Looks through wrappers (``wrapped``) for the run's own model; a cassette's
-        # wrapper (allows_model_requests) replays or deliberately records.
-        if isinstance(model, _Blocked):  # nested blockers: one is enough
+def _block(model: Model) -> Model:
+    # Looks through wrappers (``wrapped``) for the run's own model; a cassette's
+    # wrapper (allows_model_requests) replays or deliberately records.
+    if isinstance(model, _Blocked):  # nested blockers: one is enough
+        return model
+    link: Model | None = model
+    while link is not None:
+        if getattr(link, "allows_model_requests", False) or is_test_double(link) or (
+            stays_on_machine(link)
+        ):
             return model
-        link: Model | None = model
-        while link is not None:
-            if getattr(link, "allows_model_requests", False) or is_test_double(link) or (
-                stays_on_machine(link)
-            ):
-                return model
-            link = getattr(link, "wrapped", None)
-        return _Blocked(model)
+        link = getattr(link, "wrapped", None)
+    return _Blocked(model)
 
 
 class _Blocked(Model):
@@ -173,5 +181,5 @@ def block_model_requests() -> Iterator[None]:
     replays or records, and models that never leave this machine (see
     :func:`stays_on_machine`).
     """
-    with observe(_RequestBlocker()):
+    with wrapping_models(_block):
         yield

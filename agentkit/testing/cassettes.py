@@ -1,7 +1,8 @@
 """Record the model traffic of a block of code to a JSONL file, and replay it offline later.
 
-The cassette is a run observer whose :meth:`~Cassette.wrap_model` puts a recording or
-replaying model in front of each run's model, at one of two levels:
+The cassette is a model wrapper (:mod:`agentkit.models.wrapping`): its
+:meth:`~Cassette.wrap_model` puts a recording or replaying model in front of each run's
+model, at one of two levels:
 
 * **HTTP** for models with a ``with_transport(transport, needs_key=...)`` method
   (``OpenAIChatModel``): the run uses a copy of the model whose HTTP goes through the
@@ -50,7 +51,7 @@ from agentkit.models.base import (
     TextDelta,
     closing_stream,
 )
-from agentkit.observers import RunObserver, observe
+from agentkit.models.wrapping import wrapping_models
 from agentkit.settings import ModelSettings
 from agentkit.usage import Usage
 
@@ -94,7 +95,7 @@ def cassette(path: str | os.PathLike[str], mode: CassetteMode = "once") -> Casse
     return Cassette(path, mode)
 
 
-class Cassette(RunObserver):
+class Cassette:
     """Records or replays model traffic; use it through :func:`cassette`.
 
     Attributes:
@@ -127,7 +128,7 @@ class Cassette(RunObserver):
         # A model-level recording of an HTTP-level model still replays at the model level.
         self._has_http = any(i.get("kind") == "http" for i in self.interactions)
         self._lock = threading.Lock()
-        self._observing: Any = None
+        self._wrapping: Any = None
         self.failed = False
 
     def __repr__(self) -> str:
@@ -141,8 +142,8 @@ class Cassette(RunObserver):
     # --- context manager --------------------------------------------------------------
 
     def __enter__(self) -> Cassette:
-        self._observing = observe(self)
-        self._observing.__enter__()
+        self._wrapping = wrapping_models(self.wrap_model)
+        self._wrapping.__enter__()
         return self
 
     def __exit__(
@@ -151,9 +152,9 @@ class Cassette(RunObserver):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._observing is not None:
-            self._observing.__exit__(exc_type, exc, tb)
-            self._observing = None
+        if self._wrapping is not None:
+            self._wrapping.__exit__(exc_type, exc, tb)
+            self._wrapping = None
         if self.recording and self.failed:
             logger.warning(
                 "agentkit: cassette %s was not written: a model request inside it failed "

@@ -160,7 +160,9 @@ class _ThreadRun:
     ) -> None:
         self.store = store
         self.record = record
-        self.spec = dataclasses.replace(spec, after_step=self.after_step)
+        self.spec = dataclasses.replace(
+            spec, after_step=self.after_step, thread_id=record.thread_id
+        )
         self.state = state if state is not None else RunState()
         self.stored = len(history)
         # The instructions lead the run's messages but are not stored in the thread
@@ -216,7 +218,8 @@ class _ThreadRun:
         state = self.state
         new = state.messages[self.head + self.stored :]
         saved = dataclasses.replace(
-            state, messages=[], new_message_index=max(state.new_message_index - self.head, 0)
+            state, messages=[], new_message_index=max(state.new_message_index - self.head, 0),
+            handoff_at=max(state.handoff_at - self.head, 0),
         )
         terminal = status not in (None, "requires_action")
         self.record = await self.store.save_step(

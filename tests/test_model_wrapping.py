@@ -1,5 +1,6 @@
-"""Observers only observe; test doubles are models: ``RunObserver.wrap_model`` is how a
-test helper (cassette, request blocker, your own) stands in front of a run's model."""
+"""Test doubles are models: a model wrapper (``agentkit.models.wrapping``) is how a test
+helper (cassette, request blocker, your own) stands in front of a run's model; hooks only
+watch."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 
 from agentkit import Agent, tool
 from agentkit.errors import ModelRequestsBlocked
+from agentkit.hooks import HookContext, RunHooks, use_hooks
 from agentkit.models.base import Model, ModelRequest, ModelResponse, StreamItem, TextDelta
-from agentkit.observers import RunObserver, observe
+from agentkit.models.wrapping import wrapping_models
 from agentkit.run import RunFinished
 from agentkit.testing.cassettes import cassette
 from agentkit.testing.models import ScriptedModel, text_response, tool_call_response
@@ -38,21 +40,20 @@ class Tagged(Model):
         return text_response(f"{response.message.text}+{self.tag}")
 
 
-class Tagging(RunObserver):
-    def __init__(self, tag: str, log: list[str]) -> None:
-        self.tag, self.log = tag, log
+def tagging(tag: str, log: list[str]):  # type: ignore[no-untyped-def]
+    def wrap(model: Model) -> Model:
+        log.append(f"{tag} wraps {model.name}")
+        return Tagged(model, tag)
 
-    def wrap_model(self, model: Model) -> Model:
-        self.log.append(f"{self.tag} wraps {model.name}")
-        return Tagged(model, self.tag)
+    return wrap
 
 
-def test_wrap_model_runs_once_per_run_innermost_observer_first() -> None:
+def test_wrappers_apply_once_per_run_innermost_first() -> None:
     log: list[str] = []
     model = ScriptedModel([tool_call_response(("get_weather", {"city": "Oslo"})), "Cold."])
-    with observe(Tagging("outer", log)), observe(Tagging("inner", log)):
+    with wrapping_models(tagging("outer", log)), wrapping_models(tagging("inner", log)):
         result = Agent(model=model, tools=[get_weather]).run_sync("Weather in Oslo?")
-    # Two requests, one wrapping; the outer observer sees the inner one's wrapper.
+    # Two requests, one wrapping; the outer wrapper sees the inner one's.
     assert log == ["inner wraps scripted", "outer wraps scripted+inner"]
     assert result.output == "Cold.+inner+outer"
     assert len(model.requests) == 2
@@ -71,12 +72,8 @@ def test_a_wrapper_can_answer_without_the_model_streamed_too() -> None:
             yield TextDelta("wrapper")
             yield text_response("from the wrapper")
 
-    class Answering(RunObserver):
-        def wrap_model(self, model: Model) -> Model:
-            return Canned()
-
     untouched = ScriptedModel([])
-    with observe(Answering()):
+    with wrapping_models(lambda model: Canned()):
         assert Agent(model=untouched).run_sync("hi").output == "from the wrapper"
 
         async def main() -> list[str]:
@@ -113,18 +110,17 @@ def test_the_plugin_blocker_wraps_outside_a_cassette(tmp_path: Path) -> None:
         Agent(model=_Remote()).run_sync("hi")
 
 
-def test_observers_see_responses_and_run_ends() -> None:
+def test_hooks_in_a_block_see_responses_and_run_ends_in_run_sync() -> None:
     seen: list[str] = []
 
-    class Watching(RunObserver):
-        def on_response(
-            self, model: Model, request: ModelRequest, response: ModelResponse
-        ) -> None:
-            seen.append(f"{model.name}: {response.message.text}")
+    class Watching(RunHooks):
+        def on_model_end(self, ctx: HookContext, response: ModelResponse) -> None:
+            assert ctx.model is not None
+            seen.append(f"{ctx.model.name}: {response.message.text}")
 
-        def on_run_end(self, messages: list, usage: object, error: BaseException | None) -> None:  # type: ignore[type-arg]
-            seen.append(f"end: {len(messages)} messages, error={error}")
+        def on_run_end(self, ctx: HookContext, outcome: object) -> None:
+            seen.append(f"end: {len(ctx.messages)} messages, {type(outcome).__name__}")
 
-    with observe(Watching()):
+    with use_hooks(Watching()):
         Agent(model=ScriptedModel(["hello"])).run_sync("hi")
-    assert seen == ["scripted: hello", "end: 2 messages, error=None"]
+    assert seen == ["scripted: hello", "end: 2 messages, RunResult"]
