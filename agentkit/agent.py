@@ -40,6 +40,8 @@ from agentkit.tools import Tool, tool
 from agentkit.usage import UsageLimits
 
 if TYPE_CHECKING:
+    from agentkit.cache import ResponseCache
+    from agentkit.guardrails import Guardrail
     from agentkit.threads import Store
 
 __all__ = ["Agent", "RunOptions", "resolve_model"]
@@ -137,6 +139,10 @@ class Agent(Generic[OutputT]):
         history_policy: What of a long conversation is sent (``keep_last(n)``,
             ``keep_tokens(n)`` from :mod:`agentkit.history`, or your own function); the
             run's messages keep everything.
+        guardrails: Input, output and tool-output guardrails (see
+            :mod:`agentkit.guardrails`); a trip raises ``GuardrailTripped``.
+        cache: A :class:`~agentkit.cache.ResponseCache` answering repeated deterministic
+            requests without calling the model.
     """
 
     def __init__(
@@ -154,6 +160,8 @@ class Agent(Generic[OutputT]):
         on_tool_error: OnToolError = "feed",
         history_policy: HistoryPolicy | None = None,
         store: Store | None = None,
+        guardrails: Sequence[Guardrail] = (),
+        cache: ResponseCache | None = None,
     ) -> None:
         if max_turns < 1:
             raise ConfigurationError(f"max_turns must be at least 1, got {max_turns}")
@@ -179,6 +187,10 @@ class Agent(Generic[OutputT]):
         self.on_tool_error: OnToolError = on_tool_error
         self.history_policy = history_policy
         self.store = store
+        self.guardrails = list(guardrails)
+        if self.guardrails:
+            _check_guardrails(self.guardrails)
+        self.cache = cache
         self._output = OutputSpec.build(output_type)
         self._model_arg = model
         self._model: Model | None = model if isinstance(model, Model) else None
@@ -205,8 +217,9 @@ class Agent(Generic[OutputT]):
         model = options.get("model")
         limits = options.get("usage_limits")
         max_turns = options.get("max_turns")
+        resolved = resolve_model(model) if model is not None else self.model
         return RunSpec(
-            model=resolve_model(model) if model is not None else self.model,
+            model=resolved if self.cache is None else self.cache.wrap(resolved),
             tools=self.tools,
             instructions=self.instructions,
             output=self._output,
@@ -218,6 +231,7 @@ class Agent(Generic[OutputT]):
             deps=options.get("context"),
             timeout=options.get("timeout"),
             history_policy=self.history_policy,
+            guardrails=self.guardrails,
         )
 
     def _events(
@@ -321,6 +335,18 @@ class Agent(Generic[OutputT]):
         async with aclosing(self._events(input, options, stream=True)) as events:
             async for event in events:
                 yield event
+
+
+def _check_guardrails(guardrails: Sequence[Guardrail]) -> None:
+    from agentkit.guardrails import Guardrail  # a capability above the agent: on use
+
+    for guardrail in guardrails:
+        if not isinstance(guardrail, Guardrail):
+            raise ConfigurationError(
+                f"guardrails= takes guardrails, got {guardrail!r}; decorate the function "
+                "with @input_guardrail, @output_guardrail or @tool_output_guardrail (from "
+                "agentkit.guardrails), or call a built-in such as no_secrets()"
+            )
 
 
 async def _drain(events: AsyncGenerator[RunEvent, None]) -> RunResult[Any]:
