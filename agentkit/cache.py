@@ -225,6 +225,7 @@ class CachedModel(Model):
         self.cache = cache
         self.name = model.name
         self.supports_json_schema = model.supports_json_schema
+        self.is_test_double = bool(getattr(model, "is_test_double", False))
 
     def __repr__(self) -> str:
         return f"CachedModel({self.wrapped!r}, {self.cache!r})"

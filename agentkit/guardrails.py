@@ -143,8 +143,10 @@ class Guardrail:
                 "GuardrailResult; return GuardrailResult(tripwire=...)"
             )
         if result.tripwire:
-            where = {"input": "the input", "output": "the final output",
-                     "tool_output": f"the result of tool {args[1].name!r}"}[kind]  # fmt: skip
+            where = (
+                f"the result of tool {args[1].name!r}" if kind == "tool_output"
+                else "the final output" if kind == "output" else "the input"
+            )  # fmt: skip
             raise GuardrailTripped(
                 f"guardrail {self.name!r} tripped on {where}"
                 + (f": {_short(result.info)}" if result.info is not None else "")
@@ -311,6 +313,7 @@ _INJECTION_PATTERNS = {
         r"\byou\s+are\s+now\b|\bact\s+as\s+(?:an?\s+)?(?:unrestricted|jailbroken|DAN)\b", re.I),
     "fake system message": re.compile(
         r"(?m)^\s*(?:system|assistant)\s*:|<\|?(?:im_start|system)\|?>|\[/?INST\]", re.I),
+    "fence breakout": re.compile(r"</?\s*untrusted-content", re.I),
     "reveal the prompt": re.compile(
         r"\b(?:reveal|print|show|repeat)\b.{0,30}\b(?:system\s+prompt|instructions)\b", re.I),
 }  # fmt: skip

@@ -81,13 +81,15 @@ def set_price(model: str, price: Price | None) -> None:
         _overrides[model] = price
 
 
-def price_of(model: str, *, prices: Mapping[str, Price] | None = None) -> Price | None:
-    """The price of ``model``: from ``prices``, then :func:`set_price`, then the price table
-    of ``genai-prices``; None when none of them knows the model."""
+def price_of(
+    model: str, *, prices: Mapping[str, Price] | None = None, table: bool = True
+) -> Price | None:
+    """The price of ``model``: from ``prices``, then :func:`set_price`, then (unless
+    ``table=False``) the price table of ``genai-prices``; None when none knows it."""
     if prices is not None and model in prices:
         return prices[model]
     override = _overrides.get(model)
-    if override is not None:
+    if override is not None or not table:
         return override
     try:
         return _table[model]
@@ -100,7 +102,7 @@ def price_of(model: str, *, prices: Mapping[str, Price] | None = None) -> Price 
 
 
 def cost(
-    usage: Usage, model: str, *, prices: Mapping[str, Price] | None = None
+    usage: Usage, model: str, *, prices: Mapping[str, Price] | None = None, table: bool = True
 ) -> float | None:
     """What ``usage`` cost on ``model`` in US dollars, or None when the price is unknown.
 
@@ -108,7 +110,7 @@ def cost(
     the cached rate; reasoning tokens (``usage.reasoning_tokens``) are part of the output
     tokens and paid at the reasoning rate.
     """
-    price = price_of(model, prices=prices)
+    price = price_of(model, prices=prices, table=table)
     if price is None:
         return None
     # getattr: these counts are filled by the backends that report them (0 otherwise).
@@ -125,11 +127,13 @@ def cost(
     )
 
 
-def priced(usage: Usage, model: str, *, prices: Mapping[str, Price] | None = None) -> Usage:
+def priced(
+    usage: Usage, model: str, *, prices: Mapping[str, Price] | None = None, table: bool = True
+) -> Usage:
     """``usage`` with ``cost_usd`` set (unless the backend already reported a cost)."""
     if usage.cost_usd is not None or not usage.requests:
         return usage
-    return dataclasses.replace(usage, cost_usd=cost(usage, model, prices=prices))
+    return dataclasses.replace(usage, cost_usd=cost(usage, model, prices=prices, table=table))
 
 
 def worst_case_cost(price: Price, input_tokens: int, output_tokens: int) -> float:
@@ -153,10 +157,10 @@ def request_bytes(request: ModelRequest) -> int:
 
 def budget_problem(
     max_cost_usd: float, spent: float | None, model: str, request: ModelRequest,
-    *, prices: Mapping[str, Price] | None = None,
+    *, prices: Mapping[str, Price] | None = None, table: bool = True,
 ) -> str | None:  # fmt: skip
     """Why sending ``request`` to ``model`` could pass the budget, or None if it cannot."""
-    price = price_of(model, prices=prices)
+    price = price_of(model, prices=prices, table=table)
     if price is None:
         raise ConfigurationError(unpriced_message(model))
     input_tokens = request_bytes(request)

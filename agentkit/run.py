@@ -416,6 +416,8 @@ class _Run:
         self.output: Any = _UNSET  # the validated final answer, once there is one
         self.parallel_input = False  # parallel input guardrails still to run
         self.tool_guards = [g for g in spec.guardrails if g.tool_output is not None]
+        # Test doubles are priced by the user's own prices only: no price table to load.
+        self.price_table = not getattr(spec.model, "is_test_double", False)
 
     def settings(self) -> ModelSettings:
         settings = self.spec.settings
@@ -494,7 +496,7 @@ async def iterate_run(
     finished = False
     try:
         budget = spec.limits.max_cost_usd if spec.limits is not None else None
-        if budget is not None and price_of(run.model.name) is None:
+        if budget is not None and price_of(run.model.name, table=run.price_table) is None:
             raise ConfigurationError(unpriced_message(run.model.name))
         if state is None or input is not None:
             await _start(run, input, history)
@@ -604,10 +606,10 @@ async def _request_beside_guardrails(run: _Run, request: ModelRequest) -> ModelR
 
 
 def _priced(run: _Run, response: ModelResponse) -> Usage:
-    usage = response.usage
+    usage, table = response.usage, run.price_table
     if response.model_name is not None and response.model_name != run.model.name:
-        usage = priced(usage, response.model_name)
-    return priced(usage, run.model.name)
+        usage = priced(usage, response.model_name, table=table)
+    return priced(usage, run.model.name, table=table)
 
 
 def _foreign(run: _Run, exc: Exception) -> RunError:
@@ -790,7 +792,7 @@ def _check_budget(run: _Run, request: ModelRequest, max_cost_usd: float) -> None
             "spent so far is unknown (a request had no price); start a new run, or drop "
             "max_cost_usd"
         )
-    problem = budget_problem(max_cost_usd, spent, run.model.name, request)
+    problem = budget_problem(max_cost_usd, spent, run.model.name, request, table=run.price_table)
     if problem is not None:
         raise UsageLimitExceeded(f"usage limit reached: {problem}")
 
