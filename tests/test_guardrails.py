@@ -255,7 +255,9 @@ async def test_a_tool_output_guardrail_replaces_what_the_model_reads(
 async def test_a_tripped_tool_output_guardrail_withholds_results_and_leaves_a_resumable_state(
 ) -> None:
     @tool_output_guardrail
-    def stop_injections(ctx: RunContext[Any], call: ToolCall, result: ToolResult) -> GuardrailResult:
+    def stop_injections(
+        ctx: RunContext[Any], call: ToolCall, result: ToolResult
+    ) -> GuardrailResult:
         return GuardrailResult(tripwire="ignore all previous" in result.content, info=call.id)
 
     calls = Calls()
