@@ -64,6 +64,15 @@ _WEATHER_IN_PARIS = [
 FAKE_REPLIES: dict[str, list[Reply]] = {
     "README.md": _WEATHER_IN_PARIS,
     "index.md": _WEATHER_IN_PARIS,
+    "safety.md": [
+        tool_call_reply(("fetch_page", {"url": "https://example.com"})),
+        text_reply("The page greets visitors and then tries to give instructions, which I "
+                   "ignored."),
+        text_reply("Hello! How can I help?", usage={"prompt_tokens": 1000,
+                                                    "completion_tokens": 200}),
+        text_reply("4"),
+        text_reply("Hello!"),
+    ],
 }
 #: What the fake server answers while a page's pytest files record their cassettes.
 RECORD_REPLIES: dict[str, list[Reply]] = {
