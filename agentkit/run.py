@@ -50,7 +50,6 @@ from agentkit.messages import Message, ToolCall, to_openai, to_saved
 from agentkit.models.base import Model, ModelRequest, ModelResponse, TextDelta, closing_stream
 from agentkit.observers import RunObserver, active_observers, wrap_model
 from agentkit.output import FINAL_RESULT_TOOL, OutputSpec
-from agentkit.pricing import budget_problem, price_of, priced, unpriced_message
 from agentkit.settings import ModelSettings
 from agentkit.tools import RunContext, Tool, ToolResult
 from agentkit.usage import Usage, UsageLimits
@@ -496,8 +495,8 @@ async def iterate_run(
     finished = False
     try:
         budget = spec.limits.max_cost_usd if spec.limits is not None else None
-        if budget is not None and price_of(run.model.name, table=run.price_table) is None:
-            raise ConfigurationError(unpriced_message(run.model.name))
+        if budget is not None:
+            _check_priced(run)
         if state is None or input is not None:
             await _start(run, input, history)
             if spec.guardrails:
@@ -605,7 +604,17 @@ async def _request_beside_guardrails(run: _Run, request: ModelRequest) -> ModelR
     return answer[0]
 
 
+def _check_priced(run: _Run) -> None:
+    from agentkit.pricing import price_of, unpriced_message
+
+    if price_of(run.model.name, table=run.price_table) is None:
+        raise ConfigurationError(unpriced_message(run.model.name))
+
+
 def _priced(run: _Run, response: ModelResponse) -> Usage:
+    # Imported here, not with this module: pricing adds nothing to `import agentkit`.
+    from agentkit.pricing import priced
+
     usage, table = response.usage, run.price_table
     if response.model_name is not None and response.model_name != run.model.name:
         usage = priced(usage, response.model_name, table=table)
@@ -785,6 +794,8 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
 
 
 def _check_budget(run: _Run, request: ModelRequest, max_cost_usd: float) -> None:
+    from agentkit.pricing import budget_problem
+
     spent = run.state.usage.cost_usd
     if spent is None and run.state.usage.requests:
         raise UsageLimitExceeded(
