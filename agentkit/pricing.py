@@ -133,7 +133,8 @@ def priced(
     """``usage`` with ``cost_usd`` set (unless the backend already reported a cost)."""
     if usage.cost_usd is not None or not usage.requests:
         return usage
-    return dataclasses.replace(usage, cost_usd=cost(usage, model, prices=prices, table=table))
+    value = cost(usage, model, prices=prices, table=table)
+    return usage if value is None else dataclasses.replace(usage, cost_usd=value)
 
 
 def worst_case_cost(price: Price, input_tokens: int, output_tokens: int) -> float:
