@@ -41,6 +41,8 @@ from agentkit.tools import Tool, tool
 from agentkit.usage import UsageLimits
 
 if TYPE_CHECKING:
+    from agentkit.cache import ResponseCache
+    from agentkit.guardrails import Guardrail
     from agentkit.handoffs import AgentTool, Handoff
     from agentkit.run import HandoffRoute
     from agentkit.run import RunResult as _RunResult
@@ -147,6 +149,10 @@ class Agent(Generic[OutputT]):
             agent may hand the conversation to, one ``transfer_to_<name>`` tool each.
         hooks: :class:`~agentkit.RunHooks` that watch the runs of this agent (the whole
             run, across handoffs, for the agent a run starts with).
+        guardrails: Input, output and tool-output guardrails (see
+            :mod:`agentkit.guardrails`); a trip raises ``GuardrailTripped``.
+        cache: A :class:`~agentkit.cache.ResponseCache` answering repeated deterministic
+            requests without calling the model.
     """
 
     def __init__(
@@ -167,6 +173,8 @@ class Agent(Generic[OutputT]):
         description: str | None = None,
         handoffs: Sequence[Agent[Any] | Handoff] = (),
         hooks: Sequence[RunHooks] = (),
+        guardrails: Sequence[Guardrail] = (),
+        cache: ResponseCache | None = None,
     ) -> None:
         if max_turns < 1:
             raise ConfigurationError(f"max_turns must be at least 1, got {max_turns}")
@@ -199,6 +207,10 @@ class Agent(Generic[OutputT]):
                                    dict[str, HandoffRoute]] | None = None
         if self.handoffs:
             self._handoff_tools()  # a misconfiguration fails here, not at the first run
+        self.guardrails = list(guardrails)
+        if self.guardrails:
+            _check_guardrails(self.guardrails)
+        self.cache = cache
         self._output = OutputSpec.build(output_type)
         self._model_arg = model
         self._model: Model | None = model if isinstance(model, Model) else None
@@ -273,8 +285,9 @@ class Agent(Generic[OutputT]):
                 )
             return agents[name]._spec(options)
 
+        resolved = resolve_model(model) if model is not None else self.model
         return RunSpec(
-            model=resolve_model(model) if model is not None else self.model,
+            model=resolved if self.cache is None else self.cache.wrap(resolved),
             tools=tools,
             instructions=self.instructions,
             output=self._output,
@@ -290,6 +303,7 @@ class Agent(Generic[OutputT]):
             hooks=self.hooks,
             handoffs=routes,
             find_agent=find_agent if self.handoffs else None,
+            guardrails=self.guardrails,
         )
 
     def _events(
@@ -393,6 +407,18 @@ class Agent(Generic[OutputT]):
         async with aclosing(self._events(input, options, stream=True)) as events:
             async for event in events:
                 yield event
+
+
+def _check_guardrails(guardrails: Sequence[Guardrail]) -> None:
+    from agentkit.guardrails import Guardrail  # a capability above the agent: on use
+
+    for guardrail in guardrails:
+        if not isinstance(guardrail, Guardrail):
+            raise ConfigurationError(
+                f"guardrails= takes guardrails, got {guardrail!r}; decorate the function "
+                "with @input_guardrail, @output_guardrail or @tool_output_guardrail (from "
+                "agentkit.guardrails), or call a built-in such as no_secrets()"
+            )
 
 
 async def _drain(events: AsyncGenerator[RunEvent, None]) -> RunResult[Any]:

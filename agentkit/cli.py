@@ -896,7 +896,7 @@ class ChatSession:
         self._replay(result.messages, after={p.id for p in waiting.pending})
         for field in dataclasses.fields(Usage):
             name = field.name
-            if name != "tool_calls":
+            if name not in ("tool_calls", "cost_usd"):  # cost_usd may be None: not a count
                 spent = getattr(result.usage, name) - getattr(waiting.usage, name)
                 setattr(self.usage, name, getattr(self.usage, name) + spent)
         await self._finished(result)

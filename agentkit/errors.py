@@ -21,6 +21,7 @@ __all__ = [
     "ConfigurationError",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "GuardrailTripped",
     "HookError",
     "LocalModelCorrupted",
     "LocalModelNotFound",
@@ -158,6 +159,21 @@ class MaxTurnsExceeded(RunError):
 
 class UsageLimitExceeded(RunError):
     """The next request would break a :class:`~agentkit.UsageLimits` limit."""
+
+
+class GuardrailTripped(RunError):
+    """A guardrail's tripwire stopped the run (see :mod:`agentkit.guardrails`).
+
+    ``guardrail`` is its name, ``kind`` is ``"input"``, ``"output"`` or ``"tool_output"``,
+    and ``info`` what it reported; ``messages`` are the messages so far. A tripped input
+    guardrail stops the run before any tool has run.
+    """
+
+    def __init__(self, message: str, *, guardrail: str, kind: str, info: Any = None) -> None:
+        super().__init__(message)
+        self.guardrail = guardrail
+        self.kind = kind
+        self.info = info
 
 
 class OutputTruncated(RunError):

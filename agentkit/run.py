@@ -13,11 +13,12 @@ steps and yields :data:`RunEvent` values whose last one is :class:`RunFinished`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractContextManager, aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -29,6 +30,7 @@ from agentkit.errors import (
     AgentkitError,
     ConfigurationError,
     ContentFiltered,
+    GuardrailTripped,
     MaxTurnsExceeded,
     ModelError,
     NotPending,
@@ -55,6 +57,7 @@ from agentkit.usage import Usage, UsageLimits
 
 if TYPE_CHECKING:
     from agentkit.agent import Agent
+    from agentkit.guardrails import Guardrail
 
 __all__ = [
     "HandoffOccurred",
@@ -437,6 +440,7 @@ class RunSpec:
     handoffs: Mapping[str, HandoffRoute] = field(default_factory=dict)
     find_agent: Callable[[str], RunSpec] | None = None
     thread_id: str | None = None
+    guardrails: Sequence[Guardrail] = ()
 
     @property
     def uses_output_tool(self) -> bool:
@@ -460,6 +464,7 @@ class _Run:
         self.bind(spec)
         self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
         self.output: Any = _UNSET  # the validated final answer, once there is one
+        self.parallel_input = False  # parallel input guardrails still to run
 
     def bind(self, spec: RunSpec) -> None:
         """Make ``spec`` the active one (at the start, and at a handoff)."""
@@ -476,6 +481,9 @@ class _Run:
             self.response_format = spec.output.response_format()
         self.ctx.agent, self.ctx.agent_name = spec.agent, _name(spec)
         self.ctx.model = spec.model
+        self.tool_guards = [g for g in spec.guardrails if g.tool_output is not None]
+        # Test doubles are priced by the user's own prices only: no price table to load.
+        self.price_table = not getattr(spec.model, "is_test_double", False)
         new = [h for h in spec.hooks if h not in self.hook_list]
         if new:
             self.hook_list += new
@@ -565,8 +573,18 @@ async def iterate_run(
     run = _Run(spec, state if state is not None else RunState(), stream)
     finished = False
     try:
+        budget = spec.limits.max_cost_usd if spec.limits is not None else None
+        if budget is not None:
+            _check_priced(run)
         if state is None or input is not None:
             await _start(run, input, history)
+            if spec.guardrails:
+                await _check_input(run, parallel=False)
+                run.parallel_input = any(g.input and g.parallel for g in spec.guardrails)
+                if stream and run.parallel_input:
+                    # Streamed text cannot be taken back: check before the request.
+                    run.parallel_input = False
+                    await _check_input(run, parallel=True)
         elif history:
             await _restore(run, history)
         if run.state.agent is not None:
@@ -581,8 +599,10 @@ async def iterate_run(
                 await spec.after_step(run.state)
             if run.state.pending:
                 break  # requires_action: the run waits for the caller
-        finished = True
         result = run.result()
+        if spec.guardrails and result.status == "completed":
+            await _check_output(run, result)
+        finished = True
         # Report success before handing over the result: the consumer may close this
         # generator right after the final event.
         await _end(run, result)
@@ -614,6 +634,84 @@ async def iterate_run(
             with anyio.CancelScope(shield=True):
                 await _end(run, exc)
         raise
+
+
+async def _check_input(run: _Run, *, parallel: bool) -> None:
+    """Run the input guardrails (the blocking or the parallel ones), concurrently."""
+    checks = [g for g in run.spec.guardrails if g.input is not None and g.parallel == parallel]
+    if not checks:
+        return
+    ctx = run.context()
+    given = run.state.messages[run.state.new_message_index :]
+    if len(checks) == 1:
+        await checks[0].check_input(ctx, given)
+        return
+    await _first_error(_all(*(functools.partial(g.check_input, ctx, given) for g in checks)))
+
+
+async def _check_output(run: _Run, result: RunResult[Any]) -> None:
+    ctx = run.context()
+    for guardrail in run.spec.guardrails:
+        if guardrail.output is not None:
+            result.output = await guardrail.check_output(ctx, result.output)
+
+
+async def _all(*calls: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    async with anyio.create_task_group() as group:
+        for call in calls:
+            group.start_soon(call)
+
+
+async def _first_error(work: Awaitable[None]) -> None:
+    """Await ``work`` (a task group); raise the first error itself, not an exception group."""
+    try:
+        await work
+    except Exception as exc:
+        inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
+        if inner and all(isinstance(e, Exception) for e in inner):
+            raise inner[0] from None
+        raise
+
+
+async def _request_beside_guardrails(run: _Run, request: ModelRequest) -> ModelResponse:
+    """The first request, sent while the parallel input guardrails run; a trip cancels it."""
+    answer: list[ModelResponse] = []
+
+    async def ask() -> None:
+        answer.append(await run.model.request(request))
+
+    try:
+        await _first_error(_all(ask, functools.partial(_check_input, run, parallel=True)))
+    except GuardrailTripped:
+        if answer:  # it came back before the trip: it is spent all the same
+            run.state.usage.add(_priced(run, answer[0]))
+        raise
+    return answer[0]
+
+
+def _check_priced(run: _Run) -> None:
+    from agentkit.pricing import price_of, unpriced_message
+
+    if price_of(run.model.name, table=run.price_table) is None:
+        raise ConfigurationError(unpriced_message(run.model.name))
+
+
+_priced_by: Callable[..., Usage] | None = None
+
+
+def _priced(run: _Run, response: ModelResponse) -> Usage:
+    global _priced_by
+    if _priced_by is None:
+        # Loaded on the first response, not with this module (pricing adds nothing to
+        # `import agentkit`), and kept: an import statement here would cost 5 µs a turn.
+        from agentkit.pricing import priced as loaded
+
+        _priced_by = loaded
+    priced = _priced_by
+    usage, table = response.usage, run.price_table
+    if response.model_name is not None and response.model_name != run.model.name:
+        usage = priced(usage, response.model_name, table=table)
+    return priced(usage, run.model.name, table=table)
 
 
 async def _foreign(run: _Run, exc: Exception) -> RunError:
@@ -746,6 +844,8 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         settings=run.settings(),
         response_format=run.response_format,
     )
+    if spec.limits is not None and spec.limits.max_cost_usd is not None:
+        _check_budget(run, request, spec.limits.max_cost_usd)
     logger.debug(
         "requesting %s: turn %d, %d messages, %d tools",
         run.model.name, state.turn + 1, len(request.messages), len(request.tools),
@@ -768,9 +868,13 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
             raise RunError(f"model {run.model.name!r} ended its stream without a final response")
     else:
         with run.within_deadline():
-            response = await run.model.request(request)
+            if run.parallel_input:
+                run.parallel_input = False
+                response = await _request_beside_guardrails(run, request)
+            else:
+                response = await run.model.request(request)
     state.turn += 1
-    state.usage.add(response.usage)
+    state.usage.add(_priced(run, response))
     message = _unique_ids(response.message, state.messages, state.turn)
     if message is not response.message:
         response = dataclasses.replace(response, message=message)
@@ -790,6 +894,21 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
     yield ModelResponseFinished(response, state.turn)
     if error is not None:
         raise error
+
+
+def _check_budget(run: _Run, request: ModelRequest, max_cost_usd: float) -> None:
+    from agentkit.pricing import budget_problem
+
+    spent = run.state.usage.cost_usd
+    if spent is None and run.state.usage.requests:
+        raise UsageLimitExceeded(
+            f"usage limit reached: max_cost_usd={max_cost_usd:g} is set but what the run "
+            "spent so far is unknown (a request had no price); start a new run, or drop "
+            "max_cost_usd"
+        )
+    problem = budget_problem(max_cost_usd, spent, run.model.name, request, table=run.price_table)
+    if problem is not None:
+        raise UsageLimitExceeded(f"usage limit reached: {problem}")
 
 
 def _handle_response(run: _Run, request: ModelRequest, response: ModelResponse) -> None:
@@ -905,6 +1024,9 @@ async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
     # Results in call order, whoever produced them.
     order = {call.id: i for i, call in enumerate(calls)}
     outcomes = sorted([*outcomes, *decided], key=lambda outcome: order[outcome[0].id])
+    tripped: GuardrailTripped | None = None
+    if run.tool_guards:
+        outcomes, tripped = await _guard_tool_outputs(run, outcomes)
     if run.spec.handoffs:
         outcomes = _choose_handoff(run, outcomes)
     final: str | None = None
@@ -925,9 +1047,10 @@ async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
     state.outputs = {k: v for k, v in state.outputs.items() if k not in handled}
     state.pending = waiting
     state.next_step = "tools" if waiting else "handoff" if state.handoff_to else "model"
-    error: AgentkitError | None = None
+    error: AgentkitError | None = tripped
     try:
-        _check_tool_failures(run, outcomes)
+        if error is None:
+            _check_tool_failures(run, outcomes)
     except AgentkitError as exc:
         error = exc
     if final is not None and error is None and not waiting:
@@ -941,6 +1064,30 @@ async def _tools_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
         yield ToolResultReceived(call, result, duration)
     if error is not None:
         raise error
+
+
+async def _guard_tool_outputs(
+    run: _Run, outcomes: list[Outcome]
+) -> tuple[list[Outcome], GuardrailTripped | None]:
+    """Each result through the tool-output guardrails, in call order; after a trip the
+    remaining results are withheld from the model too, and the trip is returned."""
+    checked: list[Outcome] = []
+    tripped: GuardrailTripped | None = None
+    for call, result, duration in outcomes:
+        if call.name == FINAL_RESULT_TOOL and call.name not in run.tools:
+            checked.append((call, result, duration))
+            continue
+        if tripped is None:
+            try:
+                for guardrail in run.tool_guards:
+                    result = await guardrail.check_tool_output(run.context(call), call, result)
+            except GuardrailTripped as exc:
+                tripped = exc
+        if tripped is not None:
+            text = f"Withheld: guardrail {tripped.guardrail!r} stopped the run."
+            result = ToolResult(content=text, is_error=True)
+        checked.append((call, result, duration))
+    return checked, tripped
 
 
 async def _sort_calls(

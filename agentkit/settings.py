@@ -34,7 +34,12 @@ class ModelSettings:
             forced choice cannot loop forever.
         parallel_tool_calls: Whether the model may call several tools in one response.
         max_parallel_tools: How many tool calls of one response run at once.
-        user: The end user's id (send a hash, see ``agentkit.models.hash_user_id``).
+        user: The end user's id (send a hash, see ``agentkit.models.hash_user_id``); sent
+            as ``safety_identifier`` to OpenAI, as ``user`` to other servers.
+        safety_identifier: The end user's id for OpenAI's abuse detection (a hash, never
+            an e-mail); always sent as ``safety_identifier``, and wins over ``user`` there.
+        prompt_cache_key: Groups requests that share a long prefix for OpenAI's
+            server-side prompt cache (sent as ``prompt_cache_key``).
         extra_body: Server-specific fields merged into the request body.
         extra_headers: Extra HTTP headers for each request.
         timeout: Per-request timeout in seconds (overrides the model's default).
@@ -54,6 +59,8 @@ class ModelSettings:
     parallel_tool_calls: bool | None = None
     max_parallel_tools: int = 16
     user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
     extra_body: dict[str, Any] | None = field(default=None)
     extra_headers: dict[str, str] | None = field(default=None, repr=False)
     timeout: float | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 __all__ = ["Usage", "UsageLimits"]
@@ -13,6 +14,11 @@ class Usage:
 
     ``requests`` counts model requests (failed attempts included when the backend reports
     them); ``tool_calls`` counts tool invocations made by the loop.
+
+    ``cost_usd`` is what the requests cost in US dollars (see :mod:`agentkit.pricing`), or
+    None when any of them has no known price (never 0 for "unknown"). ``cache_hits`` and
+    ``cache_misses`` count requests answered by, or missed in, a
+    :class:`~agentkit.cache.ResponseCache`; a hit is not a request and costs nothing.
     """
 
     requests: int = 0
@@ -20,35 +26,38 @@ class Usage:
     output_tokens: int = 0
     total_tokens: int = 0
     tool_calls: int = 0
+    cost_usd: float | None = None
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     def add(self, other: Usage) -> None:
         """Add ``other`` into this usage in place."""
+        self.cost_usd = _sum_costs(self, other)
         self.requests += other.requests
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.total_tokens += other.total_tokens
         self.tool_calls += other.tool_calls
+        self.cache_hits += other.cache_hits
+        self.cache_misses += other.cache_misses
 
     def __add__(self, other: Usage) -> Usage:
-        total = Usage(
-            self.requests,
-            self.input_tokens,
-            self.output_tokens,
-            self.total_tokens,
-            self.tool_calls,
-        )
+        total = self.copy()
         total.add(other)
         return total
 
     def copy(self) -> Usage:
         """Return an independent copy."""
-        return Usage(
-            self.requests,
-            self.input_tokens,
-            self.output_tokens,
-            self.total_tokens,
-            self.tool_calls,
-        )
+        return dataclasses.replace(self)
+
+
+def _sum_costs(a: Usage, b: Usage) -> float | None:
+    # Unknown stays unknown: requests without a price make the sum None, not an undercount.
+    if (a.cost_usd is None and a.requests) or (b.cost_usd is None and b.requests):
+        return None
+    if a.cost_usd is None and b.cost_usd is None:
+        return None
+    return (a.cost_usd or 0.0) + (b.cost_usd or 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +65,10 @@ class UsageLimits:
     """Limits checked before each request or tool call; breaking one raises
     :class:`~agentkit.errors.UsageLimitExceeded`.
 
-    ``None`` means no limit.
+    ``None`` means no limit. ``max_cost_usd`` is a budget in US dollars: before each
+    request the run adds the worst case of that request (every prompt byte a token, the
+    most output tokens allowed) to what it spent, and stops if that could pass the budget
+    (see :mod:`agentkit.pricing`).
     """
 
     max_requests: int | None = None
@@ -64,6 +76,7 @@ class UsageLimits:
     max_input_tokens: int | None = None
     max_output_tokens: int | None = None
     max_tool_calls: int | None = None
+    max_cost_usd: float | None = None
 
     def check_before_request(self, usage: Usage) -> str | None:
         """Return why one more request would break a limit, or None if it may go ahead."""

@@ -68,6 +68,15 @@ FAKE_REPLIES: dict[str, list[Reply]] = {
         tool_call_reply(("weather_get_forecast", {"city": "Paris"})),
         text_reply("Tomorrow in Paris: 18°C and sunny."),
     ],
+    "safety.md": [
+        tool_call_reply(("fetch_page", {"url": "https://example.com"})),
+        text_reply("The page greets visitors and then tries to give instructions, which I "
+                   "ignored."),
+        text_reply("Hello! How can I help?", usage={"prompt_tokens": 1000,
+                                                    "completion_tokens": 200}),
+        text_reply("4"),
+        text_reply("Hello!"),
+    ],
 }
 #: What the fake server answers while a page's pytest files record their cassettes.
 RECORD_REPLIES: dict[str, list[Reply]] = {

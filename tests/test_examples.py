@@ -36,6 +36,7 @@ def test_every_example_is_tested() -> None:
               "approval_bot.py",
               "mcp_tools.py",  # tests/test_examples_mcp.py
               "triage_bot.py",
+              "guarded_support_bot.py",
               }
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_")}
     assert scripts == tested

@@ -71,7 +71,10 @@ def build_body(
     fields += [
         (max_tokens_field, s.max_tokens),
         ("response_format", request.response_format or s.response_format),
-        (user_field, s.user),
+        # An explicit safety_identifier takes that field; a user id then goes as "user".
+        ("user" if s.safety_identifier is not None else user_field, s.user),
+        ("safety_identifier", s.safety_identifier),
+        ("prompt_cache_key", s.prompt_cache_key),
     ]
     body.update((name, value) for name, value in fields if value is not None)
     if s.tool_choice in ("auto", "required", "none"):
