@@ -212,6 +212,17 @@ class StreamMerger:
             self._text.append(text)
         return text or ""
 
+    @property
+    def finished(self) -> bool:
+        """Whether a finish reason arrived (a stream without one, nor [DONE], was cut)."""
+        return self.finish_reason is not None
+
+    def check_complete(self) -> None:
+        """Raise :class:`MalformedResponse` if no chunk had choices (the same answer as a
+        non-streamed body without choices)."""
+        if not self.choices:
+            raise MalformedResponse("no choices in the stream")
+
     def _merge_call(self, raw: Any) -> None:
         if not isinstance(raw, dict):
             raise MalformedResponse(f"tool-call delta is not a JSON object: {_clip(raw)}")
