@@ -271,6 +271,8 @@ class RunResult(Generic[OutputT]):
             calls (resume with ``agent.resume``); ``"cancelled"``.
         pending: The calls the run waits for when ``status == "requires_action"``.
         run_id: The run's id in a store (None without one).
+        model_name: The model that gave the last answer, as the server named it (for a
+            ``FallbackModel``, the fallback that answered); None if no model answered.
     """
 
     output: OutputT
@@ -282,6 +284,7 @@ class RunResult(Generic[OutputT]):
     status: RunStatus = "completed"
     pending: list[PendingCall] = field(default_factory=list)
     run_id: str | None = None
+    model_name: str | None = None
 
     @property
     def new_messages(self) -> list[Message]:
@@ -407,6 +410,7 @@ class _Run:
             self.response_format = spec.output.response_format()
         self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
         self.output: Any = _UNSET  # the validated final answer, once there is one
+        self.model_name: str | None = None  # who gave the last answer
 
     def settings(self) -> ModelSettings:
         settings = self.spec.settings
@@ -442,6 +446,7 @@ class _Run:
             state=state,
             status="completed" if state.next_step == "done" else "requires_action",
             pending=list(state.pending),
+            model_name=self.model_name,
         )
 
     def fail_output(self, problem: str) -> None:
@@ -673,6 +678,7 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
             response = await run.model.request(request)
     state.turn += 1
     state.usage.add(response.usage)
+    run.model_name = response.model_name or run.model.name
     message = _unique_ids(response.message, state.messages, state.turn)
     if message is not response.message:
         response = dataclasses.replace(response, message=message)

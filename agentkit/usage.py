@@ -12,7 +12,9 @@ class Usage:
     """What one request, or a whole run, spent.
 
     ``requests`` counts model requests (failed attempts included when the backend reports
-    them); ``tool_calls`` counts tool invocations made by the loop.
+    them); ``tool_calls`` counts tool invocations made by the loop. ``cached_tokens`` (input
+    tokens the server read from its prompt cache) and ``reasoning_tokens`` (output tokens a
+    reasoning model spent thinking) are parts of ``input_tokens`` and ``output_tokens``.
     """
 
     requests: int = 0
@@ -20,6 +22,8 @@ class Usage:
     output_tokens: int = 0
     total_tokens: int = 0
     tool_calls: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def add(self, other: Usage) -> None:
         """Add ``other`` into this usage in place."""
@@ -28,15 +32,11 @@ class Usage:
         self.output_tokens += other.output_tokens
         self.total_tokens += other.total_tokens
         self.tool_calls += other.tool_calls
+        self.cached_tokens += other.cached_tokens
+        self.reasoning_tokens += other.reasoning_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        total = Usage(
-            self.requests,
-            self.input_tokens,
-            self.output_tokens,
-            self.total_tokens,
-            self.tool_calls,
-        )
+        total = self.copy()
         total.add(other)
         return total
 
@@ -48,6 +48,8 @@ class Usage:
             self.output_tokens,
             self.total_tokens,
             self.tool_calls,
+            self.cached_tokens,
+            self.reasoning_tokens,
         )
 
 

@@ -109,7 +109,16 @@ def parse_usage(raw: Any, requests: int = 1) -> Usage:
         value if isinstance(value := raw.get(key), int) else 0
         for key in ("prompt_tokens", "completion_tokens", "total_tokens")
     )
-    return Usage(requests, prompt, completion, total or prompt + completion)
+    usage = Usage(requests, prompt, completion, total or prompt + completion)
+    usage.cached_tokens = _detail(raw, "prompt_tokens_details", "cached_tokens")
+    usage.reasoning_tokens = _detail(raw, "completion_tokens_details", "reasoning_tokens")
+    return usage
+
+
+def _detail(raw: dict[str, Any], group: str, key: str) -> int:
+    details = raw.get(group)
+    value = details.get(key) if isinstance(details, dict) else None
+    return value if isinstance(value, int) else 0
 
 
 def parse_completion(data: Any) -> ModelResponse:
