@@ -192,7 +192,7 @@ class OpenAIEndpoint:
         )
         clone._clients = {}
         clone._key_missing = self._key_missing and needs_key
-        return clone  # type: ignore[return-value]
+        return clone
 
     def require_key(self) -> None:
         """Raise :class:`~agentkit.errors.MissingAPIKey` if requests need a key and none was
@@ -455,11 +455,11 @@ class OpenAIEndpoint:
         elif isinstance(exc, ValueError):
             problem, snippet = self._redact(str(exc)), self._redact(content[:300])
             shown = f": {snippet!r}" if snippet else ""
-            kind = self._body_kind
+            expected = self._body_kind
 
             def malformed(attempts: int, note: str) -> ModelError:
                 return ModelHTTPError(
-                    f"{where} answered for model {model!r} with a body that is not {kind} "
+                    f"{where} answered for model {model!r} with a body that is not {expected} "
                     f"({problem}) after {plural(attempts, 'attempt')}{shown}. "
                     f"{note} Is base_url an OpenAI-compatible /v1 endpoint?",
                     status=200, body=snippet, attempts=attempts,

@@ -222,7 +222,8 @@ def parse_response(data: Any, requests: int = 1) -> tuple[ModelResponse, str | N
         raise MalformedResponse(f"expected a JSON object, got {type(data).__name__}")
     status = data.get("status")
     if status == "failed":
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        raw_error = data.get("error")
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
         raise ModelError(
             f"the model failed to answer (response status 'failed', code "
             f"{error.get('code')!r}): {error.get('message') or 'no message'}. Retry later; "

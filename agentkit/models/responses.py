@@ -121,7 +121,8 @@ class OpenAIResponsesModel(OpenAIEndpoint, Model):
             (_ENCRYPTED_REASONING,) if encrypted_reasoning and not self.store else ()
         )
         self.reasoning = dict(reasoning) if reasoning is not None else None
-        self.user_field = user_field or ("safety_identifier" if is_openai(self.base_url) else "user")
+        openai_proper = is_openai(self.base_url)
+        self.user_field = user_field or ("safety_identifier" if openai_proper else "user")
         self.supports_json_schema = supports_json_schema
         self._warned = False
         # Last assistant message (its text and call ids) -> the response that wrote it.

@@ -159,7 +159,8 @@ def _response(
 def response_body(reply: Reply, body: dict[str, Any], raw: bytes, number: int) -> bytes:
     """A non-streamed ``response`` object for a scripted text or tool-call reply."""
     ids = _Ids(number, reply)
-    return _dumps(_response(reply, ids, body, _items(reply, ids, body), _usage(reply, raw))).encode()
+    value = _response(reply, ids, body, _items(reply, ids, body), _usage(reply, raw))
+    return _dumps(value).encode()
 
 
 def _event(kind: str, sequence: int, **fields: Any) -> bytes:
