@@ -64,6 +64,7 @@ _WEATHER_IN_PARIS = [
 FAKE_REPLIES: dict[str, list[Reply]] = {
     "README.md": _WEATHER_IN_PARIS,
     "index.md": _WEATHER_IN_PARIS,
+    "responses.md": [*_WEATHER_IN_PARIS, text_reply("Hello!")],
 }
 #: What the fake server answers while a page's pytest files record their cassettes.
 RECORD_REPLIES: dict[str, list[Reply]] = {
