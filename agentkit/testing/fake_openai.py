@@ -19,7 +19,8 @@ API summary::
                      api_key="sk-fake-...", require_api_key=False, headers=None,
                      host="127.0.0.1", port=0)
     server.base_url  "http://127.0.0.1:PORT/v1"     server.url  "http://127.0.0.1:PORT"
-    server.enqueue(*replies)   # FIFO; one reply per POST /v1/chat/completions
+    server.enqueue(*replies)   # FIFO; one reply per POST /v1/chat/completions or /v1/responses
+    server.enqueue(*replies, endpoint="embeddings" | "moderations")   # faults / raw bodies
     server.handler = fn        # fn(request_body: dict) -> Reply | str, used when the queue is empty
     server.pending             # replies still queued
     server.clear()             # forget recorded requests and queued replies
@@ -41,6 +42,10 @@ Keyword arguments of the builders (where they apply; or ``reply.with_options(...
 ``delay=seconds`` (wait before answering), ``drop_after=N`` (close the connection after N
 stream events; for a non-streamed answer, after the head and half the body),
 ``chunk_delay=seconds`` (pause between stream events).
+
+``POST /v1/responses`` renders the same replies as Responses objects (or their event
+stream); ``/v1/embeddings`` and ``/v1/moderations`` answer deterministically when nothing
+is queued for them (see :mod:`agentkit.testing._fake_endpoints`).
 
 Text and tool-call replies are streamed automatically when the request has
 ``"stream": true``: a first delta with the role, the text one word per delta, each tool call
