@@ -118,3 +118,14 @@ def test_bad_arguments_say_how_to_fix() -> None:
         FallbackModel(OpenAIChatModel("a", api_key="k"))
     with pytest.raises(ConfigurationError, match="OpenAIChatModel"):
         FallbackModel(OpenAIChatModel("a", api_key="k"), "gpt-4o")  # type: ignore[arg-type]
+
+
+async def test_a_model_that_names_no_model_is_named_by_its_own_name() -> None:
+    from agentkit.testing import FunctionModel, ScriptedModel
+
+    def down(request: ModelRequest) -> str:
+        raise ModelConnectionError("no route to host")
+
+    backup = ScriptedModel(["hello"], name="backup")
+    result = await Agent(model=FallbackModel(FunctionModel(down), backup)).run("hi")
+    assert (result.output, result.model_name) == ("hello", "backup")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from agentkit.errors import ConfigurationError, ModelConnectionError, ModelHTTPError
 from agentkit.models.base import (
@@ -85,8 +86,6 @@ class FallbackModel(Model):
     def _answered(response: ModelResponse, model: Model, failed_requests: int) -> ModelResponse:
         response.usage.requests += failed_requests
         if response.model_name is None:
-            from dataclasses import replace
-
             return replace(response, model_name=model.name)
         return response
 
