@@ -247,7 +247,10 @@ class LocalEmbedder:
 
     Args:
         model: A registered model name (``"e5-small"``) or the path of an e5 4-bit file.
-        threads: CPU threads the engine uses (default: all cores).
+        threads: CPU threads the engine uses; ``None`` means all cores. One by default:
+            measured on 2 busy cores it is 3× faster than all of them (the engine's
+            threads wait for each other at every layer), and it leaves a core to the
+            event loop; on an idle many-core machine more threads help.
         batch_size: Texts per engine call; the event loop is free between calls.
     """
 
@@ -255,7 +258,7 @@ class LocalEmbedder:
         self,
         model: str | os.PathLike[str] = "e5-small",
         *,
-        threads: int | None = None,
+        threads: int | None = 1,
         batch_size: int = 32,
     ) -> None:
         self.name = str(model)

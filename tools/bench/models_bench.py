@@ -9,7 +9,7 @@
 2. ``OpenAIEmbedder``: 1,000 short texts against the fake server; how many requests and
    how long (target: at most 3 requests).
 3. ``LocalEmbedder``: 1,000 short texts in a fresh process, once with the engine on all
-   cores (the default) and once on one thread; texts per second and the process's peak
+   cores and once on one thread (the default); texts per second and the process's peak
    RSS (model load included). On a machine busy with other work one thread can be faster:
    the engine's OpenMP threads wait for each other at every layer.
 
