@@ -102,7 +102,7 @@ def test_both_embedders_meet_the_protocol() -> None:
 
 @pytest.fixture(scope="module")
 def local() -> LocalEmbedder:
-    return LocalEmbedder(threads=2)
+    return LocalEmbedder()
 
 
 async def test_local_vectors_are_unit_length_and_rank_by_meaning(local: LocalEmbedder) -> None:
