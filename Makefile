@@ -26,6 +26,8 @@ $(VENV)/.dev: $(VENV)/.base pyproject.toml
 # The offline model (98 MB) is cached per user (~/.cache/agentkit or $$AGENTKIT_HOME).
 model: $(VENV)/.demo
 	$(PY) -m agentkit models pull smollm2-135m
+	$(PY) -m agentkit models pull e5-small
+	$(PY) -m agentkit models pull e5-small
 
 demo: $(VENV)/.demo
 	@if [ -z "$$OPENAI_API_KEY" ]; then $(PY) -m agentkit models pull smollm2-135m; fi

@@ -95,8 +95,9 @@ class RunOptions(TypedDict, total=False):
 def resolve_model(model: Model | str | None) -> Model:
     """Turn a model argument into a :class:`Model`.
 
-    ``"local"`` / ``"local:<name>"`` is the bundled offline model; any other string is an
-    OpenAI-compatible model name. ``None`` means ``$AGENTKIT_MODEL`` if set, else
+    ``"local"`` / ``"local:<name>"`` is the bundled offline model; ``"responses:<name>"``
+    is ``OpenAIResponsesModel(name)``; any other string is an OpenAI-compatible
+    chat-completions model name. ``None`` means ``$AGENTKIT_MODEL`` if set, else
     ``gpt-4o-mini`` when ``OPENAI_API_KEY`` is set, else the offline model.
     """
     if isinstance(model, Model):
@@ -115,6 +116,16 @@ def resolve_model(model: Model | str | None) -> Model:
 
         name = model.partition(":")[2]
         return LocalModel(name=name) if name else LocalModel()
+    if model.startswith("responses:"):
+        from agentkit.models.responses import OpenAIResponsesModel
+
+        name = model.partition(":")[2].strip()
+        if not name:
+            raise ConfigurationError(
+                f"{model!r} names no model: write 'responses:<model name>', e.g. "
+                "'responses:gpt-4o-mini'"
+            )
+        return OpenAIResponsesModel(name)
     from agentkit.models.openai import OpenAIChatModel
 
     return OpenAIChatModel(model)

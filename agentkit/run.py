@@ -301,6 +301,8 @@ class RunResult(Generic[OutputT]):
         run_id: The run's id in a store (None without one).
         last_agent: The agent that answered (the last one handed to; None for a run
             without an :class:`~agentkit.Agent`).
+        model_name: The model that gave the last answer, as the server named it (for a
+            ``FallbackModel``, the fallback that answered); None if no model answered.
     """
 
     output: OutputT
@@ -313,6 +315,7 @@ class RunResult(Generic[OutputT]):
     pending: list[PendingCall] = field(default_factory=list)
     run_id: str | None = None
     last_agent: Agent[Any] | None = None
+    model_name: str | None = None
 
     @property
     def new_messages(self) -> list[Message]:
@@ -465,6 +468,7 @@ class _Run:
         self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
         self.output: Any = _UNSET  # the validated final answer, once there is one
         self.parallel_input = False  # parallel input guardrails still to run
+        self.model_name: str | None = None  # who gave the last answer
 
     def bind(self, spec: RunSpec) -> None:
         """Make ``spec`` the active one (at the start, and at a handoff)."""
@@ -531,6 +535,7 @@ class _Run:
             status="completed" if state.next_step == "done" else "requires_action",
             pending=list(state.pending),
             last_agent=self.spec.agent,
+            model_name=self.model_name,
         )
 
     def fail_output(self, problem: str) -> None:
@@ -875,6 +880,7 @@ async def _model_step(run: _Run) -> AsyncGenerator[RunEvent, None]:
                 response = await run.model.request(request)
     state.turn += 1
     state.usage.add(_priced(run, response))
+    run.model_name = response.model_name or run.model.name
     message = _unique_ids(response.message, state.messages, state.turn)
     if message is not response.message:
         response = dataclasses.replace(response, message=message)

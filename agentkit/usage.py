@@ -13,7 +13,9 @@ class Usage:
     """What one request, or a whole run, spent.
 
     ``requests`` counts model requests (failed attempts included when the backend reports
-    them); ``tool_calls`` counts tool invocations made by the loop.
+    them); ``tool_calls`` counts tool invocations made by the loop. ``cached_tokens`` (input
+    tokens the server read from its prompt cache) and ``reasoning_tokens`` (output tokens a
+    reasoning model spent thinking) are parts of ``input_tokens`` and ``output_tokens``.
 
     ``cost_usd`` is what the requests cost in US dollars (see :mod:`agentkit.pricing`), or
     None when any of them has no known price (never 0 for "unknown"). ``cache_hits`` and
@@ -26,6 +28,8 @@ class Usage:
     output_tokens: int = 0
     total_tokens: int = 0
     tool_calls: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
     cost_usd: float | None = None
     cache_hits: int = 0
     cache_misses: int = 0
@@ -40,6 +44,8 @@ class Usage:
         self.tool_calls += other.tool_calls
         self.cache_hits += other.cache_hits
         self.cache_misses += other.cache_misses
+        self.cached_tokens += other.cached_tokens
+        self.reasoning_tokens += other.reasoning_tokens
 
     def __add__(self, other: Usage) -> Usage:
         total = self.copy()

@@ -77,6 +77,7 @@ FAKE_REPLIES: dict[str, list[Reply]] = {
         text_reply("4"),
         text_reply("Hello!"),
     ],
+    "responses.md": [*_WEATHER_IN_PARIS, text_reply("Hello!")],
 }
 #: What the fake server answers while a page's pytest files record their cassettes.
 RECORD_REPLIES: dict[str, list[Reply]] = {

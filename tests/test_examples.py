@@ -37,6 +37,7 @@ def test_every_example_is_tested() -> None:
               "mcp_tools.py",  # tests/test_examples_mcp.py
               "triage_bot.py",
               "guarded_support_bot.py",
+              "search_and_ask.py",
               }
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_")}
     assert scripts == tested

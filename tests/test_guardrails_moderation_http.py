@@ -1,5 +1,5 @@
 """moderation() over real HTTP: OpenAIModeration against the FakeOpenAIServer's
-/v1/moderations (both come with the models issue; this file is enabled once they are in)."""
+/v1/moderations."""
 
 from __future__ import annotations
 
@@ -7,20 +7,12 @@ import socket
 
 import pytest
 
-import agentkit.models
-from agentkit import Agent, AgentkitError
+from agentkit import Agent, AgentkitError, GuardrailTripped
 from agentkit.guardrails import moderation
 from agentkit.testing import ScriptedModel
 from agentkit.testing.fake_openai import FakeOpenAIServer
 
-pytestmark = [
-    pytest.mark.anyio,
-    # Remove once agentkit.models.OpenAIModeration and the fake /v1/moderations are merged.
-    pytest.mark.skipif(
-        not hasattr(agentkit.models, "OpenAIModeration"),
-        reason="needs OpenAIModeration from the models issue",
-    ),
-]
+pytestmark = pytest.mark.anyio
 
 
 async def test_moderation_over_http_to_the_fake_server() -> None:
@@ -34,6 +26,19 @@ async def test_moderation_over_http_to_the_fake_server() -> None:
     assert len(sent) == 2
     assert sent[0].body is not None and "Hello there" in str(sent[0].body["input"])
     assert sent[1].body is not None and "Hello to you too." in str(sent[1].body["input"])
+
+
+async def test_flagged_input_stops_the_run_before_any_model_request() -> None:
+    model = ScriptedModel(["never sent"])
+    with FakeOpenAIServer() as server:
+        guard = moderation(base_url=server.base_url, api_key=server.api_key)
+        agent = Agent(model=model, guardrails=[guard])
+        with pytest.raises(GuardrailTripped) as caught:
+            await agent.run("I will attack my neighbour tonight")
+    assert caught.value.guardrail == "moderation"
+    assert "violence" in str(caught.value.info)
+    assert model.requests == []
+    assert [m.role for m in caught.value.messages] == ["user"]
 
 
 async def test_moderation_without_a_server_fails_with_a_typed_error() -> None:

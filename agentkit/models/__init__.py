@@ -1,6 +1,7 @@
-"""Model backends: the :class:`Model` interface, OpenAI-compatible servers, the offline model.
+"""Model backends: the :class:`Model` interface, OpenAI-compatible servers (chat completions
+and Responses), fallbacks, the offline model, and moderation.
 
-``OpenAIChatModel`` and ``LocalModel`` are imported lazily so that ``import agentkit``
+The backends are imported lazily so that ``import agentkit``
 does not pay for ``openai`` or the llama.cpp runtime.
 """
 
@@ -18,16 +19,23 @@ from agentkit.models.base import (
 )
 
 if TYPE_CHECKING:
+    from agentkit.models.fallback import FallbackModel
     from agentkit.models.local import LocalModel
+    from agentkit.models.moderation import ModerationResult, OpenAIModeration
     from agentkit.models.openai import OpenAIChatModel, hash_user_id
+    from agentkit.models.responses import OpenAIResponsesModel
     from agentkit.retry import RateLimit, RetryPolicy
 
 __all__ = [
+    "FallbackModel",
     "LocalModel",
     "Model",
     "ModelRequest",
     "ModelResponse",
+    "ModerationResult",
     "OpenAIChatModel",
+    "OpenAIModeration",
+    "OpenAIResponsesModel",
     "RateLimit",
     "RetryPolicy",
     "StreamItem",
@@ -38,6 +46,10 @@ __all__ = [
 
 _LAZY = {
     "OpenAIChatModel": "agentkit.models.openai",
+    "OpenAIResponsesModel": "agentkit.models.responses",
+    "FallbackModel": "agentkit.models.fallback",
+    "OpenAIModeration": "agentkit.models.moderation",
+    "ModerationResult": "agentkit.models.moderation",
     "hash_user_id": "agentkit.models.openai",
     "LocalModel": "agentkit.models.local",
     "RetryPolicy": "agentkit.retry",

@@ -112,7 +112,16 @@ def parse_usage(raw: Any, requests: int = 1) -> Usage:
         value if isinstance(value := raw.get(key), int) else 0
         for key in ("prompt_tokens", "completion_tokens", "total_tokens")
     )
-    return Usage(requests, prompt, completion, total or prompt + completion)
+    usage = Usage(requests, prompt, completion, total or prompt + completion)
+    usage.cached_tokens = _detail(raw, "prompt_tokens_details", "cached_tokens")
+    usage.reasoning_tokens = _detail(raw, "completion_tokens_details", "reasoning_tokens")
+    return usage
+
+
+def _detail(raw: dict[str, Any], group: str, key: str) -> int:
+    details = raw.get(group)
+    value = details.get(key) if isinstance(details, dict) else None
+    return value if isinstance(value, int) else 0
 
 
 def parse_completion(data: Any) -> ModelResponse:
@@ -214,6 +223,17 @@ class StreamMerger:
         if text or (self.whole and text is not None):  # a whole message's "" stays ""
             self._text.append(text)
         return text or ""
+
+    @property
+    def finished(self) -> bool:
+        """Whether a finish reason arrived (a stream without one, nor [DONE], was cut)."""
+        return self.finish_reason is not None
+
+    def check_complete(self) -> None:
+        """Raise :class:`MalformedResponse` if no chunk had choices (the same answer as a
+        non-streamed body without choices)."""
+        if not self.choices:
+            raise MalformedResponse("no choices in the stream")
 
     def _merge_call(self, raw: Any) -> None:
         if not isinstance(raw, dict):

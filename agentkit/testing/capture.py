@@ -144,14 +144,22 @@ def _block(model: Model) -> Model:
     # wrapper (allows_model_requests) replays or deliberately records.
     if isinstance(model, _Blocked):  # nested blockers: one is enough
         return model
+    return model if _allowed(model) else _Blocked(model)
+
+
+def _allowed(model: Model) -> bool:
     link: Model | None = model
     while link is not None:
         if getattr(link, "allows_model_requests", False) or is_test_double(link) or (
             stays_on_machine(link)
         ):
-            return model
+            return True
+        # A model made of models (FallbackModel) is safe when every one of them is.
+        members = getattr(link, "models", None)
+        if isinstance(members, tuple) and members:
+            return all(_allowed(member) for member in members)
         link = getattr(link, "wrapped", None)
-    return _Blocked(model)
+    return False
 
 
 class _Blocked(Model):

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx2
 
@@ -54,6 +54,8 @@ from agentkit.models.base import (
 from agentkit.models.wrapping import wrapping_models
 from agentkit.settings import ModelSettings
 from agentkit.usage import Usage
+
+ClientT = TypeVar("ClientT")
 
 __all__ = ["Cassette", "CassetteMode", "cassette"]
 
@@ -192,6 +194,19 @@ class Cassette:
     def wrap_model(self, model: Model) -> Model:
         """The run's model seen through this cassette (see the module docstring)."""
         return _CassetteModel(self, model)
+
+    def wrap_client(self, client: ClientT) -> ClientT:
+        """``client`` (an ``OpenAIEmbedder``, ``OpenAIModeration`` or OpenAI model: anything
+        with ``with_transport``) with its HTTP requests recorded to or replayed from this
+        cassette, e.g. ``embedder = tape.wrap_client(OpenAIEmbedder(...))``."""
+        with_transport = getattr(client, "with_transport", None)
+        if not callable(with_transport):
+            raise ConfigurationError(
+                f"cassette.wrap_client() needs a client with with_transport(), such as "
+                f"OpenAIEmbedder or OpenAIModeration; got {type(client).__name__}"
+            )
+        wrapped: ClientT = with_transport(_CassetteTransport(self), needs_key=self.recording)
+        return wrapped
 
     def replay(self, model: Model, request: ModelRequest) -> ModelResponse:
         """The recorded model-level response to ``request``."""

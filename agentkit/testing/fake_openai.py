@@ -19,7 +19,8 @@ API summary::
                      api_key="sk-fake-...", require_api_key=False, headers=None,
                      host="127.0.0.1", port=0)
     server.base_url  "http://127.0.0.1:PORT/v1"     server.url  "http://127.0.0.1:PORT"
-    server.enqueue(*replies)   # FIFO; one reply per POST /v1/chat/completions
+    server.enqueue(*replies)   # FIFO; one reply per POST /v1/chat/completions or /v1/responses
+    server.enqueue(*replies, endpoint="embeddings" | "moderations")   # faults / raw bodies
     server.handler = fn        # fn(request_body: dict) -> Reply | str, used when the queue is empty
     server.pending             # replies still queued
     server.clear()             # forget recorded requests and queued replies
@@ -41,6 +42,10 @@ Keyword arguments of the builders (where they apply; or ``reply.with_options(...
 ``delay=seconds`` (wait before answering), ``drop_after=N`` (close the connection after N
 stream events; for a non-streamed answer, after the head and half the body),
 ``chunk_delay=seconds`` (pause between stream events).
+
+``POST /v1/responses`` renders the same replies as Responses objects (or their event
+stream); ``/v1/embeddings`` and ``/v1/moderations`` answer deterministically when nothing
+is queued for them (see :mod:`agentkit.testing._fake_endpoints`).
 
 Text and tool-call replies are streamed automatically when the request has
 ``"stream": true``: a first delta with the role, the text one word per delta, each tool call
@@ -74,6 +79,7 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal
 
+from agentkit.testing import _fake_endpoints as _endpoints
 from agentkit.testing._http import BackgroundHTTPServer, HTTPRequest, Responder
 
 __all__ = [
@@ -190,6 +196,7 @@ class Reply:
     chunks: tuple[Mapping[str, Any] | str | bytes, ...] = ()
     done: bool = True
     content_type: str = _JSON
+    reasoning: str | None = None
 
     def with_options(
         self,
@@ -215,6 +222,10 @@ class Reply:
 
 Handler = Callable[[dict[str, Any]], "Reply | str"]
 """Makes a reply from the request body when the script queue is empty."""
+
+Endpoint = Literal["model", "embeddings", "moderations"]
+"""Which script a reply joins: ``"model"`` (chat completions and responses),
+``"embeddings"`` or ``"moderations"``."""
 
 
 def _headers(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
@@ -257,6 +268,7 @@ def text_reply(
     refusal: str | None = None,
     usage: Mapping[str, Any] | None = None,
     model: str | None = None,
+    reasoning: str | None = None,
     headers: Mapping[str, str] | None = None,
     delay: float = 0.0,
     drop_after: int | None = None,
@@ -273,6 +285,8 @@ def text_reply(
         usage: Overrides ``prompt_tokens`` / ``completion_tokens`` / ``total_tokens`` (or
             any usage field); missing numbers are estimated (request bytes / 4, words).
         model: The ``model`` field of the response (default: the request's model).
+        reasoning: A reasoning summary; ``/v1/responses`` renders it as a reasoning item
+            (with ``encrypted_content`` when the request includes it). Chat ignores it.
         headers: Extra response headers, e.g. ``{"x-request-id": "req_1"}``.
         delay: Seconds to wait before answering.
         drop_after: Close the connection after this many stream events.
@@ -290,6 +304,7 @@ def text_reply(
         finish_reason=finish_reason,
         usage=usage,
         model=model,
+        reasoning=reasoning,
         **_faults(headers, delay, drop_after, chunk_delay),
     )
 
@@ -300,6 +315,7 @@ def tool_call_reply(
     finish_reason: str = "tool_calls",
     usage: Mapping[str, Any] | None = None,
     model: str | None = None,
+    reasoning: str | None = None,
     headers: Mapping[str, str] | None = None,
     delay: float = 0.0,
     drop_after: int | None = None,
@@ -312,7 +328,8 @@ def tool_call_reply(
             ``(name, arguments, id)``; arguments are a dict or a raw JSON string.
         content: Text sent alongside the calls (``null`` when ``None``).
         finish_reason: Defaults to ``"tool_calls"``; ``"length"`` scripts a cut-off call.
-        usage, model, headers, delay, drop_after, chunk_delay: As for :func:`text_reply`.
+        usage, model, reasoning, headers, delay, drop_after, chunk_delay: As for
+            :func:`text_reply`.
     """
     if not calls:
         raise ValueError("tool_call_reply() needs at least one call")
@@ -324,6 +341,7 @@ def tool_call_reply(
         finish_reason=finish_reason,
         usage=usage,
         model=model,
+        reasoning=reasoning,
         **_faults(headers, delay, drop_after, chunk_delay),
     )
 
@@ -492,8 +510,9 @@ def parallel_tools_handler(
     answer_reply = text_reply(answer)
 
     def handler(body: dict[str, Any]) -> Reply:
-        messages = body.get("messages") or [{}]
-        last = messages[-1] if isinstance(messages[-1], dict) else {}
+        # Chat sends "messages"; the Responses API sends "input" items.
+        messages = body.get("messages") or body.get("input") or [{}]
+        last = messages[-1] if isinstance(messages, list) and isinstance(messages[-1], dict) else {}
         return call_reply if last.get("role") == "user" else answer_reply
 
     return handler
@@ -699,10 +718,14 @@ def is_running_fake_server(base_url: str) -> bool:
 class FakeOpenAIServer:
     """A real OpenAI-compatible HTTP server on 127.0.0.1, scripted per request.
 
-    Each ``POST /v1/chat/completions`` takes the next queued reply (FIFO), or asks
-    ``handler`` when the queue is empty; with neither it answers 500 saying the script ran
-    out. ``GET /v1/models`` lists ``models``; other paths get OpenAI's 404. Every request is
-    recorded in :attr:`requests`.
+    Each ``POST /v1/chat/completions`` or ``POST /v1/responses`` takes the next queued
+    reply (FIFO; one script for both, rendered in each API's shape), or asks ``handler``
+    when the queue is empty; with neither it answers 500 saying the script ran out.
+    ``POST /v1/embeddings`` and ``POST /v1/moderations`` take replies queued with
+    ``enqueue(..., endpoint="embeddings" | "moderations")`` and answer deterministically
+    when none is (see :mod:`agentkit.testing._fake_endpoints`). ``GET /v1/models`` lists
+    ``models``; other paths get OpenAI's 404. Every request is recorded in
+    :attr:`requests`.
 
     Args:
         replies: The initial script: :class:`Reply` values or strings (text replies).
@@ -735,6 +758,7 @@ class FakeOpenAIServer:
         self._default_headers = list(_headers(headers))
         self._lock = threading.Lock()
         self._queue: deque[Reply] = deque()
+        self._aux_queues: dict[str, deque[Reply]] = {"embeddings": deque(), "moderations": deque()}
         self._requests: list[RecordedRequest] = []
         self._chat_count = itertools.count(1)
         self._consumed = 0
@@ -788,20 +812,26 @@ class FakeOpenAIServer:
 
     # -- script and records
 
-    def enqueue(self, *replies: Reply | str) -> None:
-        """Append replies to the script; each chat request consumes the oldest one."""
+    def enqueue(self, *replies: Reply | str, endpoint: Endpoint = "model") -> None:
+        """Append replies to a script: ``"model"`` (each chat-completions or responses
+        request consumes the oldest one), ``"embeddings"`` or ``"moderations"`` (for
+        faults and raw bodies there; without one those answer by themselves)."""
         items = [text_reply(r) if isinstance(r, str) else r for r in replies]
         for item in items:
             if not isinstance(item, Reply):
                 raise TypeError(f"expected a Reply or a str, got {type(item).__name__}")
+        if endpoint != "model" and endpoint not in self._aux_queues:
+            raise ValueError(
+                f"endpoint must be 'model', 'embeddings' or 'moderations', got {endpoint!r}"
+            )
         with self._lock:
-            self._queue.extend(items)
+            (self._queue if endpoint == "model" else self._aux_queues[endpoint]).extend(items)
 
     @property
     def pending(self) -> int:
-        """How many scripted replies are still queued."""
+        """How many scripted replies are still queued (every endpoint)."""
         with self._lock:
-            return len(self._queue)
+            return len(self._queue) + sum(len(q) for q in self._aux_queues.values())
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -814,6 +844,8 @@ class FakeOpenAIServer:
         with self._lock:
             self._requests.clear()
             self._queue.clear()
+            for queue in self._aux_queues.values():
+                queue.clear()
 
     # -- HTTP application (runs in the server thread)
 
@@ -845,6 +877,10 @@ class FakeOpenAIServer:
             )
         if path == "/v1/chat/completions" and method == "POST":
             return self._chat(request, body)
+        if path == "/v1/responses" and method == "POST":
+            return self._chat(request, body, responses=True)
+        if path in ("/v1/embeddings", "/v1/moderations") and method == "POST":
+            return self._aux(path.rsplit("/", 1)[1], request, body)
         if path == "/v1/models" and method == "GET":
             data = [
                 {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
@@ -864,7 +900,33 @@ class FakeOpenAIServer:
             )
         return _error_plan(404, f"Invalid URL ({method} {request.path})", "invalid_request_error")
 
-    def _chat(self, request: HTTPRequest, body: Any) -> _Plan:
+    def _aux(self, endpoint: str, request: HTTPRequest, body: Any) -> _Plan:
+        with self._lock:
+            queue = self._aux_queues[endpoint]
+            reply = queue.popleft() if queue else None
+        number = next(self._chat_count)
+        if reply is None:
+            if endpoint == "embeddings":
+                status, value = _endpoints.embedding_body(body)
+            else:
+                status, value = _endpoints.moderation_body(body, number)
+            plan = _json_plan(status, value)
+            plan.headers = [*plan.headers, *self._default_headers]
+            return plan
+        if reply.kind == "completion":
+            return _error_plan(
+                500,
+                f"FakeOpenAIServer: a text or tool-call reply was queued for /v1/{endpoint}; "
+                "queue raw_reply(...) or a fault there, or nothing for the default answer.",
+                "server_error",
+            )
+        plan = self._render(reply, body if isinstance(body, dict) else {}, request.body, number)
+        plan.headers = [*plan.headers, *self._default_headers, *reply.headers]
+        plan.delay, plan.drop_after = reply.delay, reply.drop_after
+        plan.chunk_delay = reply.chunk_delay
+        return plan
+
+    def _chat(self, request: HTTPRequest, body: Any, *, responses: bool = False) -> _Plan:
         if not isinstance(body, dict):
             return _error_plan(
                 400,
@@ -883,7 +945,7 @@ class FakeOpenAIServer:
                 return reply_or_error
             reply = reply_or_error
         number = next(self._chat_count)
-        plan = self._render(reply, body, request.body, number)
+        plan = self._render(reply, body, request.body, number, responses=responses)
         plan.headers = [*plan.headers, *self._default_headers, *reply.headers]
         plan.delay, plan.drop_after = reply.delay, reply.drop_after
         plan.chunk_delay = reply.chunk_delay
@@ -920,7 +982,10 @@ class FakeOpenAIServer:
             )
         return result
 
-    def _render(self, reply: Reply, body: dict[str, Any], raw: bytes, number: int) -> _Plan:
+    def _render(
+        self, reply: Reply, body: dict[str, Any], raw: bytes, number: int, *,
+        responses: bool = False,
+    ) -> _Plan:
         request_id = [("x-request-id", f"req_fake{number:06d}"), ("openai-version", "2020-10-01")]
         if reply.kind == "disconnect":
             return _Plan(0, [], disconnect=True)
@@ -933,6 +998,12 @@ class FakeOpenAIServer:
             if reply.done:
                 events.append(b"data: [DONE]\n\n")
             return _Plan(reply.status, [("content-type", _SSE), *request_id], events=events)
+        if responses:
+            if body.get("stream") is True:
+                events = _endpoints.response_events(reply, body, raw, number)
+                return _Plan(reply.status, [("content-type", _SSE), *request_id], events=events)
+            payload = _endpoints.response_body(reply, body, raw, number)
+            return _Plan(reply.status, [("content-type", _JSON), *request_id], body=payload)
         ex = _Exchange(number, str(body.get("model", "")), reply)
         usage = _usage_json(reply, raw)
         if body.get("stream") is True:
