@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentkitError",
     "AuthenticationError",
+    "BatchError",
     "CassetteMismatch",
     "ConfigurationError",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "DatasetError",
     "LocalModelCorrupted",
     "LocalModelNotFound",
     "MaxTurnsExceeded",
@@ -312,3 +314,17 @@ class StoreUnavailable(StoreError):
 
 class StoreVersionError(StoreError):
     """The database (or one stored item) was written by a newer agentkit; upgrade it."""
+
+
+class DatasetError(ConfigurationError):
+    """An eval dataset file cannot be read: the message names the file, the case (or
+    line) and what is wrong with it."""
+
+
+class BatchError(AgentkitError):
+    """A batch of the Batch API failed as a whole (validation of its input file, a
+    cancel) or cannot be found; ``batch_id`` names it."""
+
+    def __init__(self, message: str, *, batch_id: str | None = None) -> None:
+        super().__init__(message)
+        self.batch_id = batch_id
