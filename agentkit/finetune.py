@@ -361,14 +361,14 @@ def _epochs(examples: int) -> int:
 def _token_counter() -> tuple[Callable[[str], int], bool]:
     """``(count, exact)``: the o200k_base tokenizer when the ``finetune`` extra is
     installed (it ships its tables, no download), else about four characters a token."""
-    try:
-        # Loaded by name: typed or not, it is used dynamically here.
-        bpe_openai = importlib.import_module("bpe_openai")
-    except ImportError:
-        return (lambda text: (len(text) + 3) // 4), False
     with warnings.catch_warnings():
         # Its table loader uses a deprecated importlib.resources call; not ours to fix.
         warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            # Loaded by name: typed or not, it is used dynamically here.
+            bpe_openai = importlib.import_module("bpe_openai")
+        except ImportError:
+            return (lambda text: (len(text) + 3) // 4), False
         encoding = bpe_openai.get_encoding("o200k_base")
         encoding.encode("load the tables now")
     return (lambda text: len(encoding.encode(text))), True
