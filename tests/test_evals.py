@@ -77,7 +77,7 @@ def test_yaml_dataset_runs_and_reports_per_case_and_overall(tmp_path: Path) -> N
     failure = next(c for c in report.cases() if c.name == "wrong-city").failure
     assert "called, but with" in failure and "Oslo" in failure
     paris = report.results[0]
-    assert [c.name for c in paris.checks][0] == "max_turns(3)"  # shared checks first
+    assert [c.name for c in paris.checks][:2] == ["max_turns(3)", "contains('14°C')"]
     assert paris.messages[-1] == {"role": "assistant", "content": "It is 14°C in Paris."}
     assert paris.metadata == {"tags": ["europe"]}
     assert report.input_tokens == 0 and report.cost_usd is None  # FunctionModel: no usage

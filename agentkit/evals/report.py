@@ -264,7 +264,7 @@ class EvalReport:
         rows = [("case", "pass", "score", "latency", "note")]
         for c in self.cases():
             rows.append((c.name, f"{c.passed}/{c.runs}", f"{c.score:.2f}", f"{c.latency:.2f}s",
-                         _clip(c.failure, 60)))
+                         _clip(c.failure, 90)))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = []
         for i, row in enumerate(rows):
