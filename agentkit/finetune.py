@@ -317,6 +317,10 @@ def _example_issues(example: Any) -> list[str]:
                 problems.append(f"{where}: weight is only for assistant messages")
             elif message["weight"] not in (0, 1) or isinstance(message["weight"], bool):
                 problems.append(f"{where}: weight must be 0 or 1, got {message['weight']!r}")
+        if role != "tool" and open_calls:
+            problems.append(f"{where}: a{'n' if role == 'assistant' else ''} {role} message "
+                            f"before the result of tool call(s) {', '.join(sorted(open_calls))}")
+            open_calls.clear()
         if role == "assistant":
             trained = trained or message.get("weight", 1) != 0
             for call in calls or ():
@@ -333,10 +337,6 @@ def _example_issues(example: Any) -> list[str]:
                                 "assistant message called")
             else:
                 del open_calls[call_id]
-        elif open_calls:
-            problems.append(f"{where}: a {role} message before the result of tool call(s) "
-                            f"{', '.join(sorted(open_calls))}")
-            open_calls.clear()
     problems += [f"messages[{index}]: tool call {call_id!r} has no tool result"
                  for call_id, index in open_calls.items()]
     if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
@@ -371,7 +371,14 @@ def _token_counter() -> tuple[Callable[[str], int], bool]:
             return (lambda text: (len(text) + 3) // 4), False
         encoding = bpe_openai.get_encoding("o200k_base")
         encoding.encode("load the tables now")
-    return (lambda text: len(encoding.encode(text))), True
+
+    # Training files repeat the same strings (tool definitions, instructions) on every
+    # line: counting each once makes validation of large files several times faster.
+    @lru_cache(maxsize=65_536)
+    def count(text: str) -> int:
+        return len(encoding.encode(text))
+
+    return count, True
 
 
 def _example_tokens(example: dict[str, Any], count: Callable[[str], int]) -> int:

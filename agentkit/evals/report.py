@@ -80,8 +80,8 @@ class CaseResult:
         score = sum(v.score for v in verdicts) / len(verdicts) if verdicts else 1.0
         return cls(
             name=case.name, repeat=repeat, input=case.input,
-            expected_output=to_jsonable_python(case.expected_output),
-            output=to_jsonable_python(o.output), passed=all(v.passed for v in verdicts),
+            expected_output=_plain(case.expected_output, to_jsonable_python),
+            output=_plain(o.output, to_jsonable_python), passed=all(v.passed for v in verdicts),
             score=score, checks=verdicts,
             error=None if o.error is None else f"{type(o.error).__name__}: {o.error}",
             latency=o.latency, turns=result.turns if result is not None else 0,
@@ -379,6 +379,11 @@ def _chart(cases: Sequence[CaseSummary]) -> str:
     parts.append(f'<text x="{left}" y="12" font-size="12">pass rate per case (median '
                  "latency)</text></svg>")
     return "".join(parts)
+
+
+def _plain(value: Any, convert: Callable[[Any], Any]) -> Any:
+    # Most outputs are text: no need for pydantic's walk over them.
+    return value if value is None or isinstance(value, str) else convert(value)
 
 
 def _clip(text: str, limit: int) -> str:
