@@ -92,7 +92,7 @@ async def recorded_runs(count: int) -> list[Any]:
     with FakeOpenAIServer(handler=handler) as server:
         model = OpenAIChatModel("gpt-4o-mini", base_url=server.base_url, api_key=server.api_key)
         agent = Agent(instructions="You answer order questions.", model=model, tools=[lookup])
-        distinct = [await agent.run(f"Where is order {i}?") for i in range(100)]
+        distinct = [await agent.run(f"Where is order {i}?") for i in range(min(100, count))]
     # Export cost depends on the conversations, not on how they were produced.
     return [distinct[i % len(distinct)] for i in range(count)]
 
