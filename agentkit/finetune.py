@@ -82,7 +82,8 @@ def export_jsonl(
             chat-completions definitions); default: an eval report's, else none.
         parallel_tool_calls: Written alongside ``tools`` (``None`` leaves it out).
 
-    Conversations are cut after their last assistant message; those with none are skipped.
+    Conversations are cut after their last answer (an assistant message calling no tools);
+    those with none are skipped.
     """
     if train_on not in ("final", "all"):
         raise ConfigurationError(f"train_on must be 'final' or 'all', got {train_on!r}")
@@ -141,7 +142,10 @@ def _wire(message: Any) -> dict[str, Any]:
 def _example(messages: Sequence[Any], tools: list[dict[str, Any]], train_on: TrainOn,
              parallel: bool | None) -> str | None:
     wire = [_wire(m) for m in messages]
-    last = max((i for i, m in enumerate(wire) if m.get("role") == "assistant"), default=-1)
+    # The last answer: an assistant message that calls no tools (a run stopped while
+    # waiting for tool results has calls without results, which OpenAI rejects).
+    last = max((i for i, m in enumerate(wire)
+                if m.get("role") == "assistant" and not m.get("tool_calls")), default=-1)
     if last < 0:
         return None
     out = []

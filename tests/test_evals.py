@@ -161,6 +161,7 @@ def test_output_checks_pass_and_fail_with_reasons() -> None:
         assert (await verdicts('{"name": "Oslo"}', checks.output_type(City)))[0][0] is False
         assert await verdicts(city, checks.equals({"name": "Oslo", "population": -1})) == [
             (True, "the output is as expected")]
+        assert (await verdicts("42", checks.equals(42)))[0][0] is True
 
     anyio.run(main)
 

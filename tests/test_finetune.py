@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from agentkit import Agent, ConfigurationError, Message, tool
+from agentkit import Agent, ConfigurationError, Message, ToolCall, tool
 from agentkit.evals import Case, Dataset, checks
 from agentkit.finetune import (
     ValidationIssue,
@@ -104,7 +104,9 @@ def test_stored_threads_export_and_conversations_are_cut_after_the_last_answer(
 
     messages = anyio.run(main)
     unanswered = [Message.user("only a question")]
-    trailing = [*messages, Message.user("one more?")]
+    # Stopped while waiting for a tool: the unanswered call is cut off with what follows.
+    waiting = Message.assistant(tool_calls=[ToolCall("call_9", "lookup", '{"order": 9}')])
+    trailing = [*messages, Message.user("one more?"), waiting]
     document = {"thread": {"id": "t"}, "messages": [m.to_openai() for m in messages]}
     count = export_jsonl([messages, unanswered, trailing, document], tmp_path / "th.jsonl")
     assert count == 3

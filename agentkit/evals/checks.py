@@ -169,6 +169,8 @@ def equals(expected: Any) -> Check:
     def run(o: Observation) -> CheckResult:
         actual = o.output if isinstance(o.output, str) else _plain(o.output)
         wanted = expected if isinstance(expected, str) else _plain(expected)
+        if isinstance(actual, str) and not isinstance(wanted, str):
+            wanted = output_text(wanted)  # a text answer "42" equals a YAML 42
         if isinstance(actual, str) and isinstance(wanted, str):
             actual, wanted = actual.strip(), wanted.strip()
         if actual == wanted:
