@@ -33,15 +33,17 @@ class Progress:
         total: The amount of work in bytes, when known; :meth:`advance` reports progress.
         stream: Where to draw; nothing is drawn unless it is a terminal.
         transient: Erase the line at the end instead of leaving a final summary.
+        unit: Counts of what (e.g. ``"cases"``) when ``total`` is not a number of bytes.
     """
 
     def __init__(self, label: str, total: int | None = None, *, stream: TextIO | None = None,
-                 transient: bool = False) -> None:
+                 transient: bool = False, unit: str | None = None) -> None:
         self.label = label
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = on_terminal(self.stream)
         self.transient = transient
+        self.unit = unit
         self.done = 0
         self._start = self._drawn = time.monotonic()
         self._stop = threading.Event()
@@ -87,8 +89,9 @@ class Progress:
         if self.total:
             share = min(1.0, self.done / self.total)
             bar = "#" * round(share * _WIDTH)
-            text = (f"{self.label} [{bar:<{_WIDTH}}] {share:4.0%} "
-                    f"{self.done / 1e6:.1f}/{self.total / 1e6:.1f} MB")
+            amount = (f"{self.done}/{self.total} {self.unit}" if self.unit else
+                      f"{self.done / 1e6:.1f}/{self.total / 1e6:.1f} MB")
+            text = f"{self.label} [{bar:<{_WIDTH}}] {share:4.0%} {amount}"
         else:
             text = f"{self.label} ... {elapsed:.1f} s"
         self._write(f"\r\x1b[K{text}{end}")

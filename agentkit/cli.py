@@ -3,7 +3,8 @@
 ``agentkit chat`` is an interactive REPL with streamed answers, live tool calls and y/n
 approvals (optionally on a stored thread); ``agentkit run module:agent "prompt"`` runs an
 :class:`~agentkit.Agent` from your code; ``agentkit threads list|show|export|delete``
-manages stored threads; ``agentkit models pull|list`` delegates to
+manages stored threads; ``agentkit eval dataset.yaml --agent module:agent`` runs an eval
+and gates CI on its pass rate; ``agentkit models pull|list`` delegates to
 :mod:`agentkit.model_store`. ``python -m
 agentkit`` is the same command. Heavy imports (``openai``, llama.cpp) happen only when a
 model is used, so ``--help`` and ``--version`` answer at once.
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from agentkit._version import __version__
-from agentkit.agent import Agent, resolve_model
+from agentkit.agent import Agent, resolve_model, run_blocking
 from agentkit.errors import AgentkitError, ConfigurationError, NotFound
 from agentkit.messages import Message, ToolCall, to_openai
 from agentkit.models.base import Model, TextDelta
@@ -65,8 +66,20 @@ examples:
   agentkit run myapp.agents:support_agent "Where is my order 42?"
   agentkit chat myapp.agents:support_agent --thread new
   agentkit threads list --store sqlite:///agentkit.db
+  agentkit eval evals/support.yaml --agent myapp.agents:support_agent --min-pass-rate 0.9
   agentkit models pull               fetch the offline model (98 MB, once)
   agentkit mcp serve myapp.tools:tools   your tools as an MCP server (stdio; --http PORT)
+"""
+
+_EVAL_EXAMPLES = """\
+examples:
+  agentkit eval evals/support.yaml --agent myapp.agents:support_agent
+  agentkit eval evals/support.yaml --agent app:agent --repeat 3 -o report.json -o report.html
+  agentkit eval evals/support.yaml --agent app:agent --baseline main.json --min-pass-rate 0.9
+
+Exit status: 0 at or above --min-pass-rate (or without one), 1 below it, 2 on bad usage (a
+missing or invalid dataset, baseline or agent). -o writes the report: .html for a page
+with a chart, anything else JSON (usable as a later --baseline).
 """
 
 _CHAT_EXAMPLES = """\
@@ -172,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0,
         help="log more (-v: info, -vv: debug) to stderr",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{chat,run,threads,models,mcp}")
+    sub = parser.add_subparsers(dest="command", metavar="{chat,run,threads,eval,models,mcp}")
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
         "--store", metavar="URL", default=os.environ.get("AGENTKIT_STORE") or DEFAULT_STORE,
@@ -237,6 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (show, export, delete):
         action.add_argument("thread", metavar="THREAD_ID")
 
+    evaluate = sub.add_parser(
+        "eval", help="run an eval dataset against an Agent from your code",
+        epilog=_EVAL_EXAMPLES, formatter_class=raw,
+        description="Run every case of a dataset, check the runs and print a report.",
+    )
+    evaluate.add_argument("dataset", metavar="DATASET", help="a .yaml or .jsonl dataset")
+    evaluate.add_argument("--agent", required=True, metavar="TARGET",
+                          help="module:agent or path/to/file.py:agent")
+    evaluate.add_argument("--baseline", metavar="REPORT", help="compare with a saved report")
+    evaluate.add_argument("--min-pass-rate", type=float, metavar="RATE",
+                          help="exit 1 when the pass rate is below RATE (0 to 1)")
+    evaluate.add_argument("--concurrency", type=int, default=4, help="runs at once (%(default)s)")
+    evaluate.add_argument("--repeat", type=int, default=1, help="runs per case (%(default)s)")
+    evaluate.add_argument("-o", "--output", action="append", default=[], metavar="FILE",
+                          help="save the report (.json, or .html with a chart; repeatable)")
+
     models = sub.add_parser("models", help="pull and list offline models", add_help=False)
     models.add_argument("models_args", nargs=argparse.REMAINDER)
 
@@ -288,6 +317,8 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _threads(args)
         if args.command == "mcp":
             return _mcp_serve(args)
+        if args.command == "eval":
+            return _eval(args)
     except (CLIError, NotFound) as exc:
         print(f"agentkit: error: {exc}", file=sys.stderr)
         return 2
@@ -468,6 +499,32 @@ def _run(args: argparse.Namespace) -> int:
         from pydantic_core import to_jsonable_python
 
         print(json.dumps(to_jsonable_python(result.output), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from agentkit.evals import Dataset, EvalReport
+
+    if args.min_pass_rate is not None and not 0 <= args.min_pass_rate <= 1:
+        raise CLIError(f"--min-pass-rate must be between 0 and 1, got {args.min_pass_rate}")
+    if args.concurrency < 1 or args.repeat < 1:
+        raise CLIError("--concurrency and --repeat must be at least 1")
+    try:
+        dataset = Dataset.load(args.dataset)
+        baseline = EvalReport.load(args.baseline) if args.baseline else None
+    except ConfigurationError as exc:
+        raise CLIError(str(exc)) from None
+    agent = _load_agent(args.agent)
+    report = run_blocking(lambda: dataset.run(agent, concurrency=args.concurrency,
+                                              repeat=args.repeat))
+    report.print(baseline=baseline)
+    for path in args.output:
+        report.save(path)
+        print(f"wrote {path}", file=sys.stderr)
+    if args.min_pass_rate is not None and report.pass_rate < args.min_pass_rate:
+        print(f"agentkit: pass rate {report.pass_rate:.1%} is below --min-pass-rate "
+              f"{args.min_pass_rate:.1%}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentkitError",
     "AuthenticationError",
+    "BatchError",
     "CassetteMismatch",
     "ConfigurationError",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "DatasetError",
     "GuardrailTripped",
     "HookError",
     "LocalModelCorrupted",
@@ -348,3 +350,15 @@ class MCPError(AgentkitError):
     Inside a tool call the same problems come back as an error tool result instead, and the
     next call reconnects.
     """
+class DatasetError(ConfigurationError):
+    """An eval dataset file cannot be read: the message names the file, the case (or
+    line) and what is wrong with it."""
+
+
+class BatchError(AgentkitError):
+    """A batch of the Batch API failed as a whole (validation of its input file, a
+    cancel) or cannot be found; ``batch_id`` names it."""
+
+    def __init__(self, message: str, *, batch_id: str | None = None) -> None:
+        super().__init__(message)
+        self.batch_id = batch_id

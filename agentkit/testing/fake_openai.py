@@ -24,6 +24,7 @@ API summary::
     server.handler = fn        # fn(request_body: dict) -> Reply | str, used when the queue is empty
     server.pending             # replies still queued
     server.clear()             # forget recorded requests and queued replies
+    server.batches             # /v1/files and /v1/batches: see agentkit.testing.fake_batches
 
 Reply builders (a ``str`` anywhere a reply is expected means ``text_reply(str)``)::
 
@@ -81,6 +82,7 @@ from typing import Any, Literal
 
 from agentkit.testing import _fake_endpoints as _endpoints
 from agentkit.testing._http import BackgroundHTTPServer, HTTPRequest, Responder
+from agentkit.testing.fake_batches import FakeBatchAPI
 
 __all__ = [
     "FakeOpenAIServer",
@@ -763,6 +765,8 @@ class FakeOpenAIServer:
         self._chat_count = itertools.count(1)
         self._consumed = 0
         self._http = BackgroundHTTPServer(self._app, host, port)
+        #: The Files and Batch API (``/v1/files``, ``/v1/batches``): see fake_batches.
+        self.batches = FakeBatchAPI(self._batch_answer)
         self.enqueue(*replies)
 
     def __repr__(self) -> str:
@@ -881,6 +885,10 @@ class FakeOpenAIServer:
             return self._chat(request, body, responses=True)
         if path in ("/v1/embeddings", "/v1/moderations") and method == "POST":
             return self._aux(path.rsplit("/", 1)[1], request, body)
+        if path.startswith(("/v1/files", "/v1/batches")):
+            answer = self.batches.route(method, path, request.headers, request.body, body)
+            if answer is not None:
+                return _Plan(answer[0], [("content-type", answer[1])], body=answer[2])
         if path == "/v1/models" and method == "GET":
             data = [
                 {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
@@ -950,6 +958,26 @@ class FakeOpenAIServer:
         plan.delay, plan.drop_after = reply.delay, reply.drop_after
         plan.chunk_delay = reply.chunk_delay
         return plan
+
+    def _batch_answer(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """One request of a batch, answered like a chat request (never streamed)."""
+        with self._lock:
+            reply = self._queue.popleft() if self._queue else None
+            if reply is not None:
+                self._consumed += 1
+            consumed = self._consumed
+        body = {**body, "stream": False}
+        found = reply if reply is not None else self._from_handler(body, consumed)
+        plan = found if isinstance(found, _Plan) else self._render(
+            found, body, _dumps(body).encode(), next(self._chat_count)
+        )
+        if plan.disconnect or plan.body is None:
+            return 500, {"error": {"message": "FakeOpenAIServer: a disconnect or a stream "
+                                   "cannot answer a batch request", "type": "server_error"}}
+        try:
+            return plan.status, json.loads(plan.body)
+        except ValueError:
+            return plan.status, plan.body.decode("utf-8", "replace")
 
     def _from_handler(self, body: dict[str, Any], consumed: int) -> Reply | _Plan:
         handler = self.handler
