@@ -44,7 +44,7 @@ class Fleet:
         self.workers: dict[str, subprocess.Popen[str]] = {}
         self.kills = 0
 
-    def start(self, *executor_ids: str, concurrency: int = 10) -> None:
+    def start(self, *executor_ids: str, concurrency: int = 10, wait: bool = True) -> None:
         """Start workers (in parallel) and wait until each one takes runs."""
         started = {
             name: subprocess.Popen(
@@ -56,10 +56,12 @@ class Fleet:
             for name in executor_ids
         }
         for name, process in started.items():
+            self.workers[name] = process
+            if not wait:
+                continue
             assert process.stdout is not None
             line = process.stdout.readline()  # the worker says so once it takes runs
             assert "agentkit worker" in line, f"worker {name} did not start: {line!r}"
-            self.workers[name] = process
 
     def kill(self, executor_id: str) -> None:
         process = self.workers.pop(executor_id)
@@ -126,9 +128,17 @@ async def test_runs_survive_random_sigkills(fleet: Fleet) -> None:
     for _ in range(4):
         await asyncio.sleep(rng.uniform(0.2, 1.0))
         fleet.kill(rng.choice(sorted(fleet.workers)))
-        fleet.start(f"w{generation}")
+        fleet.start(f"w{generation}", wait=False)
         generation += 1
-    results = [await h.result(timeout=90) for h in handles]
+    started = time.monotonic()
+    try:
+        results = [await h.result(timeout=90) for h in handles]
+    except Exception:
+        print(sql(fleet.dsn, "SELECT executor_id, status, count(*) FROM dbos.workflow_status GROUP BY 1, 2"))
+        print(sql(fleet.dsn, "SELECT *, now() FROM agentkit_workers"))
+        print({n: p.poll() for n, p in fleet.workers.items()})
+        raise
+    print(f"all done {time.monotonic() - started:.1f}s after the last kill")
 
     assert [r.status for r in results] == ["completed"] * 100
     expected_keys = []
@@ -151,4 +161,105 @@ async def test_runs_survive_random_sigkills(fleet: Fleet) -> None:
     rerun = sum(n - 1 for n in attempts.values())
     assert set(attempts) == set(expected_keys)
     assert rerun <= fleet.kills * 10  # at most one call in flight per run, 10 runs a worker
+    await runner.close()
+
+
+def pending_on(dsn: str, executor_id: str) -> int:
+    rows = sql(
+        dsn,
+        "SELECT count(*) FROM dbos.workflow_status WHERE executor_id = %s AND status = 'PENDING'",
+        (executor_id,),
+    )
+    return int(rows[0][0])
+
+
+async def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_killed_workers_runs_are_adopted_by_the_other(fleet: Fleet) -> None:
+    fleet.env.update(AGENTKIT_TEST_DELAY="0.3")
+    fleet.start("a", "b", concurrency=5)
+    runner = app().runner
+    handles = await asyncio.gather(*(runner.submit("jobs", f"job {i}") for i in range(10)))
+    await wait_for(lambda: pending_on(fleet.dsn, "a") > 0, 30, "worker a to take runs")
+    taken = pending_on(fleet.dsn, "a")
+    fleet.kill("a")
+    killed = time.monotonic()
+    await wait_for(lambda: pending_on(fleet.dsn, "a") == 0, 60, "adoption")
+    adopted_after = time.monotonic() - killed
+    results = [await h.result(timeout=60) for h in handles]
+    assert [r.status for r in results] == ["completed"] * 10
+    executors = sql(fleet.dsn, "SELECT DISTINCT executor_id FROM dbos.workflow_status")
+    assert executors == [("b",)]  # b finished every run, a's included
+    # dead_after=3 in the test app (10 by default): well within the promised 60 s.
+    print(f"{taken} runs of the killed worker adopted {adopted_after:.1f}s after the kill")
+    assert adopted_after < 3 + 0.5 + 10
+    await runner.close()
+
+
+async def test_one_idempotency_key_from_two_processes_is_one_run(fleet: Fleet) -> None:
+    runner = app().runner
+    await runner._client()  # the DBOS tables exist before the racers start
+    go = time.time() + 3
+    code = (
+        "import asyncio, time, durable_app\n"
+        "async def main():\n"
+        f"    time.sleep(max(0, {go} - time.time()))\n"
+        "    handle = await durable_app.runner.submit('jobs', 'once', idempotency_key='k-1')\n"
+        "    print(handle.run_id)\n"
+        "    await durable_app.runner.close()\n"
+        "asyncio.run(main())\n"
+    )
+    racers = [fleet.submit_in_subprocess(code) for _ in range(2)]
+    outputs = [p.communicate(timeout=60) for p in racers]
+    assert [p.returncode for p in racers] == [0, 0], outputs
+    ids = {out.strip() for out, _ in outputs}
+    assert len(ids) == 1
+    assert sql(fleet.dsn, "SELECT count(*) FROM runs WHERE idempotency_key = 'k-1'") == [(1,)]
+    assert sql(fleet.dsn, "SELECT count(*) FROM dbos.workflow_status") == [(1,)]
+    assert sql(fleet.dsn, "SELECT count(*) FROM threads") == [(1,)]  # the loser's is gone
+
+    from agentkit.errors import IdempotencyConflict
+
+    with pytest.raises(IdempotencyConflict, match="k-1") as caught:
+        await runner.submit("jobs", "something else", idempotency_key="k-1")
+    assert caught.value.run_id == ids.pop()
+    with pytest.raises(IdempotencyConflict):
+        await runner.submit("support", "once", idempotency_key="k-1")
+    await runner.close()
+
+
+async def test_a_waiting_run_outlives_its_worker_and_resumes_from_another_process(
+    fleet: Fleet,
+) -> None:
+    fleet.start("a")
+    runner = app().runner
+    handle = await runner.submit("support", "refund my 30 euros", idempotency_key="refund-1")
+    waiting = await handle.result(timeout=60)
+    assert waiting.status == "requires_action"
+    assert [(p.name, p.arguments) for p in waiting.pending] == [("refund", {"amount": 30})]
+    fleet.kill("a")  # the worker dies while the run waits for a person
+    fleet.start("b")
+    code = (
+        "import asyncio, durable_app\n"
+        "async def main():\n"
+        f"    await durable_app.runner.resume({handle.run_id!r}, approve=['call_r'])\n"
+        "    await durable_app.runner.close()\n"
+        "asyncio.run(main())\n"
+    )
+    resumer = fleet.submit_in_subprocess(code)
+    assert resumer.communicate(timeout=60)[0] == "" and resumer.returncode == 0
+    result = await runner.handle(handle.run_id).result(timeout=60)
+    while result.status == "requires_action":  # not yet adopted by b: still the old wait
+        await asyncio.sleep(0.2)
+        result = await runner.handle(handle.run_id).result(timeout=60)
+    assert result.status == "completed"
+    assert result.output == "refund handled: refunded 30"
+    assert lines(fleet.effects) == [f"refund 30 {handle.run_id}:call_r"]
+    roles = [m.role for m in await runner.store.messages((await handle.record()).thread_id)]
+    assert roles == ["user", "assistant", "tool", "assistant"]
     await runner.close()

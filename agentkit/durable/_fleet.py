@@ -6,14 +6,15 @@ hosted service does that). This module closes the gap with DBOS's public API:
 
 - every worker writes a heartbeat row (``agentkit_workers``) every ``heartbeat`` seconds,
   timed by the database's clock, so machines' clocks do not matter;
-- every worker looks for rows older than ``dead_after`` seconds. It locks such a row
-  (``FOR UPDATE SKIP LOCKED``: one adopter per dead worker), puts each of that worker's
-  unfinished workflows back on the queue (``DBOS.resume_workflow``), where any live
-  worker takes it, and deletes the row in the same transaction. An adopter that dies
-  half-way leaves the row for the next one;
-- a worker that finds its own row gone was taken for dead (a pause longer than
+- every worker looks for rows older than ``dead_after`` seconds. It locks them (``FOR
+  UPDATE SKIP LOCKED``: one adopter at a time), marks them adopted, and puts each
+  unfinished workflow of those workers back on the queue (``DBOS.resume_workflow``),
+  where any live worker of the same version takes it and replays it from its recorded
+  steps. Adopted workers stay in the table for a while and are looked at again on every
+  check, so a run a worker took just before it stopped is not left behind either;
+- a worker that finds itself marked adopted was taken for dead (a pause longer than
   ``dead_after``): its runs now belong to others, so it stops at once rather than run
-  them twice.
+  them alongside.
 
 A dead worker's runs are back on the queue ``dead_after`` to ``dead_after + heartbeat``
 seconds after its last heartbeat.
@@ -35,7 +36,10 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS agentkit_workers (
     executor_id TEXT PRIMARY KEY,
     app_version TEXT NOT NULL,
     started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    beat_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+    beat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    adopted_at TIMESTAMPTZ)"""
+# How long an adopted worker is still looked at (a run it took at the last moment).
+_FORGET_AFTER = "1 hour"
 
 
 class Fleet:
@@ -74,7 +78,7 @@ class Fleet:
                 conn.execute(_SCHEMA)
             conn.execute(
                 "INSERT INTO agentkit_workers (executor_id, app_version) VALUES (%s, %s) "
-                "ON CONFLICT (executor_id) DO UPDATE SET beat_at = now()",
+                "ON CONFLICT (executor_id) DO UPDATE SET beat_at = now(), adopted_at = NULL",
                 (self.executor_id, self.app_version),
             )
         self._thread = threading.Thread(target=self._loop, name="agentkit-fleet", daemon=True)
@@ -124,7 +128,8 @@ class Fleet:
 
     def _beat(self, conn: Any) -> bool:
         rows = conn.execute(
-            "UPDATE agentkit_workers SET beat_at = now() WHERE executor_id = %s RETURNING 1",
+            "UPDATE agentkit_workers SET beat_at = now() WHERE executor_id = %s "
+            "AND adopted_at IS NULL RETURNING 1",
             (self.executor_id,),
         ).fetchall()
         return bool(rows)
@@ -133,29 +138,37 @@ class Fleet:
         from dbos import DBOS
 
         with conn.transaction():
-            dead = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT executor_id FROM agentkit_workers WHERE executor_id <> %s AND "
-                    "beat_at < now() - make_interval(secs => %s) FOR UPDATE SKIP LOCKED",
-                    (self.executor_id, self.dead_after),
-                ).fetchall()
-            ]
-            for executor in dead:
-                pending = DBOS.list_workflows(
-                    status="PENDING", executor_id=executor, load_input=False,
-                    load_output=False,
-                )  # fmt: skip
-                for workflow in pending:
-                    # Back on the queue: a live worker of the same version takes it and
-                    # replays it from its recorded steps.
-                    DBOS.resume_workflow(workflow.workflow_id, queue_name=self.queue)
-                self.adopted += len(pending)
+            rows = conn.execute(
+                "SELECT executor_id, adopted_at IS NULL FROM agentkit_workers "
+                "WHERE executor_id <> %s AND beat_at < now() - make_interval(secs => %s) "
+                "FOR UPDATE SKIP LOCKED",
+                (self.executor_id, self.dead_after),
+            ).fetchall()
+            if not rows:
+                return
+            dead = [executor for executor, _ in rows]
+            pending = DBOS.list_workflows(
+                status="PENDING", executor_id=dead, load_input=False, load_output=False
+            )
+            for workflow in pending:
+                # Back on the queue: a live worker of the same version takes it and replays
+                # it from its recorded steps.
+                DBOS.resume_workflow(workflow.workflow_id, queue_name=self.queue)
+            self.adopted += len(pending)
+            newly = [executor for executor, fresh in rows if fresh]
+            if pending or newly:
                 logger.warning(
-                    "worker %s: worker %s stopped beating; %d of its runs are back on "
-                    "queue %r", self.executor_id, executor, len(pending), self.queue,
+                    "worker %s: worker(s) %s stopped beating; %d of their runs are back on "
+                    "queue %r", self.executor_id, ", ".join(dead), len(pending), self.queue,
                 )
-                conn.execute("DELETE FROM agentkit_workers WHERE executor_id = %s", (executor,))
+            conn.execute(
+                "UPDATE agentkit_workers SET adopted_at = now() WHERE executor_id = ANY(%s) "
+                "AND adopted_at IS NULL",
+                (newly,),
+            )
+            conn.execute(
+                f"DELETE FROM agentkit_workers WHERE adopted_at < now() - interval '{_FORGET_AFTER}'"
+            )
 
 
 def _exit_now() -> None:
