@@ -88,12 +88,18 @@ class _Execution:
         self.head = 0
         self.stored = 0
         self.status: RunStatus = "in_progress"
+        # True when this execution ran the first step itself: no step after it can have
+        # been tried before, so saves need not look for an earlier attempt's commit.
+        self.fresh = False
+        self.history: list[Message] | None = None
 
     async def run(self) -> str:
         begun = await _step("agentkit.begin", self.begin)
         if begun["status"] not in ("in_progress", "cancelling"):
             return str(begun["status"])  # cancelled while it was queued
-        history = (await self.store.messages(self.thread_id))[: begun["history"]]
+        history = self.history
+        if history is None:
+            history = (await self.store.messages(self.thread_id))[: begun["history"]]
         agent = self.runner.agents[self.agent_name]
         spec = agent._spec({})
         spec = dataclasses.replace(
@@ -118,16 +124,15 @@ class _Execution:
     async def begin(self) -> dict[str, Any]:
         """Take the run from ``queued`` to ``in_progress``; count the history it starts
         from (a replay must see the same history, not the items the run added since)."""
-        record = await self.store.get_run(self.run_id)
-        if record.status == "queued":
-            try:
-                record = await self.store.update_run(
-                    self.run_id, status="in_progress", expect=["queued"]
-                )
-            except RunStatusError:
-                record = await self.store.get_run(self.run_id)
-        count = len(await self.store.messages(self.thread_id))
-        return {"status": record.status, "history": count}
+        try:
+            status = (
+                await self.store.update_run(self.run_id, status="in_progress", expect=["queued"])
+            ).status
+        except RunStatusError as exc:
+            status = exc.status  # type: ignore[assignment]  # begun by an attempt that died, or cancelled meanwhile
+        self.history = await self.store.messages(self.thread_id)
+        self.fresh = True
+        return {"status": status, "history": len(self.history)}
 
     async def drive(self, events: AsyncGenerator[RunEvent, None], state: RunState) -> str:
         try:
@@ -161,12 +166,13 @@ class _Execution:
         saved = dataclasses.replace(
             state, messages=[], new_message_index=max(state.new_message_index - self.head, 0)
         ).to_json()
-        store, run_id, thread_id = self.store, self.run_id, self.thread_id
+        store, run_id, thread_id, fresh = self.store, self.run_id, self.thread_id, self.fresh
 
         async def write() -> str:
-            current = await store.get_run(run_id)
-            if current.state == saved and (status is None or current.status == status):
-                return current.status  # committed by an attempt that died before DBOS knew
+            if not fresh:
+                current = await store.get_run(run_id)
+                if current.state == saved and (status is None or current.status == status):
+                    return current.status  # committed by an attempt that died unrecorded
             try:
                 record = await store.save_step(
                     thread_id, run_id, new, status=status, usage=state.usage, error=error,

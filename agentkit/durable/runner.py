@@ -372,6 +372,9 @@ class DurableRunner:
             "application_version": self.app_version,
             "executor_id": self.executor_id,
             "log_level": os.environ.get("AGENTKIT_DBOS_LOG_LEVEL", "WARNING"),
+            # Fewer wake-ups of DBOS's notifier thread (it bounds how soon a resume's
+            # message wakes a waiting run).
+            "notification_coalesce_sec": 0.05,
         }
         _workflow.bind(self)
         DBOS.migrate(self.system_database_url)
