@@ -33,7 +33,7 @@ def _run(script: str, *args: str, env_extra: dict[str, str] | None = None,
 
 def test_every_example_is_tested() -> None:
     tested = {"weather_bot.py", "structured_output.py", "parallel_tools.py", "backend_service.py",
-              "approval_bot.py"}
+              "approval_bot.py", "durable_kill9.py"}
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_")}
     assert scripts == tested
 
