@@ -80,7 +80,9 @@ def start_worker() -> subprocess.Popen[str]:
 
 
 async def main() -> None:
-    handle = await runner.submit("billing", "Send this month's invoices.", idempotency_key="2026-12")
+    handle = await runner.submit(
+        "billing", "Send this month's invoices.", idempotency_key="2026-12"
+    )
     worker = start_worker()
     while len(SENT.read_text().splitlines() if SENT.exists() else []) < 2:
         time.sleep(0.05)  # two invoices out, the third on its way

@@ -78,7 +78,8 @@ async def _job_model(request: ModelRequest) -> Message:
     await asyncio.sleep(float(os.environ.get("AGENTKIT_TEST_DELAY", "0.01")))
     done = _done_calls(request)
     if done < CALLS:  # one call per turn: at most one tool step in flight per run
-        return Message.assistant(None, tool_calls=[ToolCall(f"call_{done}", "record", f'{{"n": {done}}}')])
+        call = ToolCall(f"call_{done}", "record", f'{{"n": {done}}}')
+        return Message.assistant(None, tool_calls=[call])
     return Message.assistant("all recorded")
 
 

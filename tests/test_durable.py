@@ -46,13 +46,13 @@ class Fleet:
 
     def start(self, *executor_ids: str, concurrency: int = 10, wait: bool = True) -> None:
         """Start workers (in parallel) and wait until each one takes runs."""
+        command = [sys.executable, "-m", "agentkit", "worker", "durable_app:runner",
+                   "--concurrency", str(concurrency), "--executor-id"]  # fmt: skip
         started = {
             name: subprocess.Popen(
-                [sys.executable, "-m", "agentkit", "worker", "durable_app:runner",
-                 "--concurrency", str(concurrency), "--executor-id", name],
-                cwd=HERE, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                text=True,
-            )  # fmt: skip
+                [*command, name], cwd=HERE, env=self.env, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, text=True,
+            )
             for name in executor_ids
         }
         for name, process in started.items():
@@ -90,7 +90,9 @@ def sql(dsn: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[An
 
 
 @pytest.fixture
-def fleet(postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
+def fleet(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Fleet]:
     dsn = postgres.new_database()
     effects = tmp_path / "effects.log"
     monkeypatch.setenv("AGENTKIT_TEST_DSN", dsn)
@@ -134,7 +136,8 @@ async def test_runs_survive_random_sigkills(fleet: Fleet) -> None:
     try:
         results = [await h.result(timeout=90) for h in handles]
     except Exception:
-        print(sql(fleet.dsn, "SELECT executor_id, status, count(*) FROM dbos.workflow_status GROUP BY 1, 2"))
+        print(sql(fleet.dsn, "SELECT executor_id, status, count(*) FROM dbos.workflow_status "
+                             "GROUP BY 1, 2"))
         print(sql(fleet.dsn, "SELECT *, now() FROM agentkit_workers"))
         print({n: p.poll() for n, p in fleet.workers.items()})
         raise
@@ -142,7 +145,7 @@ async def test_runs_survive_random_sigkills(fleet: Fleet) -> None:
 
     assert [r.status for r in results] == ["completed"] * 100
     expected_keys = []
-    for handle, result in zip(handles, results):
+    for handle, result in zip(handles, results, strict=True):
         stored = await runner.store.messages(result.messages and (await handle.record()).thread_id)
         # 0 lost and 0 duplicated items: the whole conversation, each item once, in order.
         assert [(m.role, m.text) for m in stored] == [

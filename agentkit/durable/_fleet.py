@@ -167,7 +167,8 @@ class Fleet:
                 (newly,),
             )
             conn.execute(
-                f"DELETE FROM agentkit_workers WHERE adopted_at < now() - interval '{_FORGET_AFTER}'"
+                "DELETE FROM agentkit_workers WHERE adopted_at < now() - "
+                f"interval '{_FORGET_AFTER}'"
             )
 
 

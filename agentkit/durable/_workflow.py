@@ -160,7 +160,9 @@ class _Execution:
         if self.status not in ("in_progress", "requires_action"):
             raise RunCancelled(f"run {self.run_id} is {self.status}")
 
-    async def save(self, state: RunState, status: RunStatus | None, error: str | None = None) -> None:
+    async def save(
+        self, state: RunState, status: RunStatus | None, error: str | None = None
+    ) -> None:
         """Store the step's new messages and the run's state in one transaction, once."""
         new = state.messages[self.head + self.stored :]
         saved = dataclasses.replace(

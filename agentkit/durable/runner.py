@@ -95,7 +95,8 @@ class RunHandle:
                     "on: call result() again (are workers running? `agentkit worker "
                     "module:runner`)"
                 )
-            await anyio.sleep(pause if deadline is None else min(pause, deadline - time.monotonic()))
+            left = None if deadline is None else deadline - time.monotonic()
+            await anyio.sleep(pause if left is None else max(min(pause, left), 0))
             pause = min(pause * 1.5, 0.25)
 
 
@@ -145,7 +146,9 @@ class DurableRunner:
         poll_interval: float = 0.1,
     ) -> None:
         if not agents:
-            raise ConfigurationError("DurableRunner needs at least one agent: agents={'name': agent}")
+            raise ConfigurationError(
+                "DurableRunner needs at least one agent: agents={'name': agent}"
+            )
         if dead_after < 2 * heartbeat:
             raise ConfigurationError(
                 f"dead_after={dead_after:g} must be at least twice heartbeat={heartbeat:g}, "
@@ -171,7 +174,10 @@ class DurableRunner:
         self._started = False
 
     def __repr__(self) -> str:
-        return f"DurableRunner(store={self.store!r}, agents={sorted(self.agents)}, queue={self.queue!r})"
+        return (
+            f"DurableRunner(store={self.store!r}, agents={sorted(self.agents)}, "
+            f"queue={self.queue!r})"
+        )
 
     # --- submitting ---------------------------------------------------------------------
 
@@ -287,7 +293,10 @@ class DurableRunner:
 
     async def _result(self, record: RunRecord) -> RunResult[Any]:
         if record.status in ("failed", "expired", "incomplete"):
-            raise RunError(f"durable run {record.id} {record.status}: {record.error or 'no error recorded'}")
+            raise RunError(
+                f"durable run {record.id} {record.status}: "
+                f"{record.error or 'no error recorded'}"
+            )
         messages = await self.store.messages(record.thread_id)
         state = RunState.from_json(record.state) if record.state else RunState()
         state.messages = messages
@@ -355,7 +364,9 @@ class DurableRunner:
         try:
             from dbos import DBOS, DBOSConfig
         except ImportError:
-            raise ConfigurationError("durable runs need DBOS: pip install 'agentkit[durable]'") from None
+            raise ConfigurationError(
+                "durable runs need DBOS: pip install 'agentkit[durable]'"
+            ) from None
         from agentkit.durable import _workflow
 
         if self._started:
@@ -416,7 +427,9 @@ class DurableRunner:
             self._fleet = None
         self._started = False
 
-    async def start(self, *, concurrency: int | None = None, executor_id: str | None = None) -> None:
+    async def start(
+        self, *, concurrency: int | None = None, executor_id: str | None = None
+    ) -> None:
         """Make this process a worker too (async code: DBOS starts in a thread)."""
         await anyio.to_thread.run_sync(
             lambda: self.start_worker(concurrency=concurrency, executor_id=executor_id)

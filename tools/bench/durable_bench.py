@@ -30,7 +30,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parents[1]
@@ -104,11 +103,12 @@ async def overhead(base_url: str, dsn: str, args: argparse.Namespace) -> dict[st
 
 
 def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen[str]]:
+    command = [sys.executable, "-m", "agentkit", "worker", "durable_app:runner"]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "agentkit", "worker", "durable_app:runner"],
-            cwd=BENCH, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+            command, cwd=BENCH, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True,
+        )
         for _ in range(count)
     ]
     for worker in workers:
