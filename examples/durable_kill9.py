@@ -43,7 +43,7 @@ async def send_invoice(customer: str, ctx: RunContext[Any]) -> str:
     Args:
         customer: Who gets the invoice.
     """
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)
     key = ctx.idempotency_key
     # The service keeps the keys it has seen: a call run again after a crash is a no-op.
     seen = SENT.read_text().splitlines() if SENT.exists() else []
