@@ -152,8 +152,11 @@ class _Execution:
         raise AssertionError("a run ends with RunFinished")  # pragma: no cover
 
     async def after_step(self, state: RunState) -> None:
-        if state.next_step == "done":
-            return  # the final save stores this step
+        if state.next_step != "model":
+            # Done: the final save stores this step. Tools next (the model asked for some):
+            # the save after them stores both steps, one transaction less per turn; a
+            # crash in between replays the model's recorded answer anyway.
+            return
         await self.save(state, None)
         if self.status == "cancelling":
             raise RunCancelled(f"run {self.run_id} was cancelled")

@@ -83,7 +83,7 @@ class RunHandle:
             RunError: the run failed; the message says why.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        pause = 0.005
+        pause = 0.01
         while True:
             record = await self.runner.store.get_run(self.run_id)
             waiting = record.status == "requires_action" and record.state != self.after
@@ -97,7 +97,7 @@ class RunHandle:
                 )
             left = None if deadline is None else deadline - time.monotonic()
             await anyio.sleep(pause if left is None else max(min(pause, left), 0))
-            pause = min(pause * 1.5, 0.25)
+            pause = min(pause * 2, 0.25)
 
 
 class DurableRunner:
