@@ -20,7 +20,7 @@ $(VENV)/.demo: $(VENV)/.base pyproject.toml
 
 # Tests need everything the demo needs plus the dev tools.
 $(VENV)/.dev: $(VENV)/.base pyproject.toml
-	$(PIP) install -e ".[local,dev,postgres,mcp,otel,pricing,evals,finetune]"
+	$(PIP) install -e ".[local,dev,postgres,mcp,otel,pricing,evals,finetune,durable]"
 	@touch $@ $(VENV)/.demo
 
 # The offline model (98 MB) is cached per user (~/.cache/agentkit or $$AGENTKIT_HOME).

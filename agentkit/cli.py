@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0,
         help="log more (-v: info, -vv: debug) to stderr",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{chat,run,threads,eval,models,mcp}")
+    sub = parser.add_subparsers(dest="command", metavar="{chat,run,threads,eval,worker,models,mcp}")
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
         "--store", metavar="URL", default=os.environ.get("AGENTKIT_STORE") or DEFAULT_STORE,
@@ -266,6 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-o", "--output", action="append", default=[], metavar="FILE",
                           help="save the report (.json, or .html with a chart; repeatable)")
 
+    worker = sub.add_parser(
+        "worker", help="run durable runs from a DurableRunner (extra durable)",
+        description="Work on the durable runs of a DurableRunner until SIGTERM or Ctrl-C; "
+                    "any number of workers may share its database.",
+    )
+    worker.add_argument("target", metavar="TARGET",
+                        help="a DurableRunner: module:runner or path/to/file.py:runner")
+    worker.add_argument("--concurrency", type=int, metavar="N",
+                        help="the most runs in progress in this worker at once")
+    worker.add_argument("--executor-id", metavar="ID",
+                        help="this worker's DBOS executor id (default: host name + random)")
+
     models = sub.add_parser("models", help="pull and list offline models", add_help=False)
     models.add_argument("models_args", nargs=argparse.REMAINDER)
 
@@ -319,6 +331,8 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _mcp_serve(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "worker":
+            return _worker(args)
     except (CLIError, NotFound) as exc:
         print(f"agentkit: error: {exc}", file=sys.stderr)
         return 2
@@ -478,6 +492,18 @@ def _load_agent(target: str) -> Agent[Any]:
     if not isinstance(agent, Agent):
         raise CLIError(f"{target!r} is a {type(agent).__name__}, not an agentkit.Agent")
     return agent
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from agentkit.durable import DurableRunner
+
+    runner = load_object(args.target)
+    if not isinstance(runner, DurableRunner):
+        raise CLIError(
+            f"{args.target!r} is a {type(runner).__name__}, not an agentkit.durable.DurableRunner"
+        )
+    runner.serve(concurrency=args.concurrency, executor_id=args.executor_id)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ __all__ = [
     "DatasetError",
     "GuardrailTripped",
     "HookError",
+    "IdempotencyConflict",
     "LocalModelCorrupted",
     "LocalModelNotFound",
     "MCPError",
@@ -316,6 +317,16 @@ class ThreadBusy(AgentkitError):
     def __init__(self, message: str, *, thread_id: str, run_id: str | None) -> None:
         super().__init__(message)
         self.thread_id = thread_id
+        self.run_id = run_id
+
+
+class IdempotencyConflict(AgentkitError):
+    """An idempotency key was submitted again with different arguments (another agent,
+    thread or input): it names one run, which keeps its first arguments."""
+
+    def __init__(self, message: str, *, key: str, run_id: str) -> None:
+        super().__init__(message)
+        self.key = key
         self.run_id = run_id
 
 

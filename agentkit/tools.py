@@ -91,6 +91,10 @@ class RunContext(Generic[DepsT]):
         tool_call_id: The id of the call being answered (None outside a tool call).
         turn: The 1-based number of the current model turn.
         cancel_event: Set when the tool call is cancelled; read it as :attr:`cancelled`.
+        idempotency_key: In a durable run (:mod:`agentkit.durable`),
+            ``f"{run_id}:{call_id}"``: the same for every attempt of this call, across
+            crashes and workers; pass it to the service the tool calls so that a call run
+            again has no second effect. None outside durable runs.
     """
 
     deps: DepsT
@@ -99,6 +103,7 @@ class RunContext(Generic[DepsT]):
     tool_name: str | None = None
     tool_call_id: str | None = None
     turn: int = 0
+    idempotency_key: str | None = None
     cancel_event: threading.Event = field(
         default_factory=threading.Event, repr=False, compare=False
     )

@@ -428,7 +428,7 @@ def test_models_list_delegates_to_the_model_store(
 
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
-    assert "{chat,run,threads,eval,models,mcp}" in capsys.readouterr().out
+    assert "{chat,run,threads,eval,worker,models,mcp}" in capsys.readouterr().out
 
 
 def test_python_m_agentkit_version_and_import_stays_light() -> None:

@@ -39,6 +39,7 @@ def test_every_example_is_tested() -> None:
               "guarded_support_bot.py",
               "search_and_ask.py",
               "eval_and_finetune.py",
+              "durable_kill9.py",
               }
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_")}
     assert scripts == tested

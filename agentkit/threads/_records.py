@@ -265,7 +265,7 @@ class Store(Protocol):
         *,
         status: RunStatus = "in_progress",
         state: str | None = None,
-        lease: float = 30.0,
+        lease: float | None = 30.0,
         idempotency_key: str | None = None,
     ) -> RunRecord:
         """Start a run on a thread; :class:`~agentkit.errors.ThreadBusy` if it has an
