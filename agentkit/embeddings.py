@@ -14,15 +14,15 @@ import math
 import sys
 import threading
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import anyio
+from typing_extensions import Unpack
 
 from agentkit.errors import ConfigurationError, ModelHTTPError
-from agentkit.models._openai_client import OpenAIEndpoint
+from agentkit.models._openai_client import Connection, OpenAIEndpoint
 from agentkit.models._openai_wire import MalformedResponse
-from agentkit.retry import RateLimit, RetryPolicy
 
 if TYPE_CHECKING:
     import os
@@ -110,24 +110,9 @@ class OpenAIEmbedder(OpenAIEndpoint):
         dimensions: int | None = None,
         batch_size: int = _MAX_INPUTS,
         concurrency: int = 4,
-        client: openai.AsyncOpenAI | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        organization: str | None = None,
-        project: str | None = None,
-        timeout: float = 120.0,
-        retry: RetryPolicy | None = None,
-        rate_limit: RateLimit | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        default_query: Mapping[str, object] | None = None,
-        max_connections: int = 100,
+        **connection: Unpack[Connection],
     ) -> None:
-        super().__init__(
-            model, client=client, base_url=base_url, api_key=api_key,
-            organization=organization, project=project, timeout=timeout, retry=retry,
-            rate_limit=rate_limit, default_headers=default_headers,
-            default_query=default_query, max_connections=max_connections,
-        )
+        super().__init__(model, **connection)
         if not 1 <= batch_size <= _MAX_INPUTS:
             raise ConfigurationError(
                 f"OpenAIEmbedder(batch_size=...) must be between 1 and {_MAX_INPUTS}, got "

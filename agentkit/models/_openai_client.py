@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import httpx2
     import openai
 
-__all__ = ["OpenAIEndpoint", "StreamReader"]
+__all__ = ["Connection", "OpenAIEndpoint", "StreamReader"]
 
 logger = logging.getLogger("agentkit")
 
@@ -76,6 +76,23 @@ _FINAL: dict[object, tuple[type[ModelHTTPError], str]] = {
 T = TypeVar("T")
 Resource = Callable[["openai.AsyncOpenAI"], Any]
 """Picks the ``openai`` resource of an endpoint, e.g. ``lambda c: c.chat.completions``."""
+
+
+class Connection(TypedDict, total=False):
+    """The connection arguments every OpenAI-compatible endpoint takes, documented on
+    :class:`~agentkit.models.OpenAIChatModel`."""
+
+    client: openai.AsyncOpenAI | None
+    base_url: str | None
+    api_key: str | None
+    organization: str | None
+    project: str | None
+    timeout: float
+    retry: RetryPolicy | None
+    rate_limit: RateLimit | None
+    default_headers: Mapping[str, str] | None
+    default_query: Mapping[str, object] | None
+    max_connections: int
 
 
 class StreamReader(Protocol):

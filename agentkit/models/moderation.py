@@ -6,14 +6,15 @@ backends (``_openai_client.OpenAIEndpoint``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import Unpack
+
 from agentkit.errors import ConfigurationError, ModelHTTPError
-from agentkit.models._openai_client import OpenAIEndpoint
+from agentkit.models._openai_client import Connection, OpenAIEndpoint
 from agentkit.models._openai_wire import MalformedResponse
-from agentkit.retry import RateLimit, RetryPolicy
 
 if TYPE_CHECKING:
     import openai
@@ -84,25 +85,10 @@ class OpenAIModeration(OpenAIEndpoint):
     def __init__(
         self,
         model: str = "omni-moderation-latest",
-        *,
-        client: openai.AsyncOpenAI | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        organization: str | None = None,
-        project: str | None = None,
-        timeout: float = 60.0,
-        retry: RetryPolicy | None = None,
-        rate_limit: RateLimit | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        default_query: Mapping[str, object] | None = None,
-        max_connections: int = 100,
+        **connection: Unpack[Connection],
     ) -> None:
-        super().__init__(
-            model, client=client, base_url=base_url, api_key=api_key,
-            organization=organization, project=project, timeout=timeout, retry=retry,
-            rate_limit=rate_limit, default_headers=default_headers,
-            default_query=default_query, max_connections=max_connections,
-        )
+        connection.setdefault("timeout", 60.0)  # one classification is quick
+        super().__init__(model, **connection)
 
     async def moderate(self, text: str | Sequence[str]) -> list[ModerationResult]:
         """Classify ``text`` (one string or several): one result per input, in order."""

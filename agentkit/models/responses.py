@@ -15,8 +15,10 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import Unpack
+
 from agentkit.messages import Message
-from agentkit.models._openai_client import OpenAIEndpoint, StreamReader, is_openai
+from agentkit.models._openai_client import Connection, OpenAIEndpoint, StreamReader, is_openai
 from agentkit.models._responses_wire import (
     UNSUPPORTED_SETTINGS,
     EventReader,
@@ -25,7 +27,6 @@ from agentkit.models._responses_wire import (
     parse_response,
 )
 from agentkit.models.base import Model, ModelRequest, ModelResponse, StreamItem
-from agentkit.retry import RateLimit, RetryPolicy
 
 if TYPE_CHECKING:
     import openai
@@ -87,30 +88,15 @@ class OpenAIResponsesModel(OpenAIEndpoint, Model):
         self,
         model: str,
         *,
-        client: openai.AsyncOpenAI | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        organization: str | None = None,
-        project: str | None = None,
-        timeout: float = 120.0,
-        retry: RetryPolicy | None = None,
-        rate_limit: RateLimit | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        default_query: Mapping[str, object] | None = None,
-        max_connections: int = 100,
         store: bool = False,
         previous_response_id: bool = False,
         encrypted_reasoning: bool | None = None,
         reasoning: Mapping[str, Any] | None = None,
         user_field: str | None = None,
         supports_json_schema: bool = True,
+        **connection: Unpack[Connection],
     ) -> None:
-        super().__init__(
-            model, client=client, base_url=base_url, api_key=api_key,
-            organization=organization, project=project, timeout=timeout, retry=retry,
-            rate_limit=rate_limit, default_headers=default_headers,
-            default_query=default_query, max_connections=max_connections,
-        )
+        super().__init__(model, **connection)
         self.previous_response_id = previous_response_id
         self.store = store or previous_response_id
         if encrypted_reasoning is None:
