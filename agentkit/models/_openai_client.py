@@ -39,6 +39,7 @@ from agentkit.errors import (
 from agentkit.models._openai_wire import MalformedResponse, StreamErrorEvent
 from agentkit.models.base import ModelResponse, StreamItem, TextDelta
 from agentkit.retry import RateLimit, RetryPolicy, TransientError, parse_retry_after, plural
+from agentkit.settings import ModelSettings
 
 if TYPE_CHECKING:
     import ssl
@@ -210,6 +211,17 @@ class OpenAIEndpoint:
         clone._clients = {}
         clone._key_missing = self._key_missing and needs_key
         return clone
+
+    def _per_call(
+        self, settings: ModelSettings, options: dict[str, Any]
+    ) -> tuple[dict[str, Any], float]:
+        """``options`` with the request's own headers and timeout, and the whole-attempt
+        timeout to enforce."""
+        if settings.extra_headers:
+            options["extra_headers"] = dict(settings.extra_headers)
+        if settings.timeout is not None:
+            options["timeout"] = settings.timeout
+        return options, self.timeout if settings.timeout is None else settings.timeout
 
     def require_key(self) -> None:
         """Raise :class:`~agentkit.errors.MissingAPIKey` if requests need a key and none was

@@ -127,12 +127,10 @@ class OpenAIChatModel(OpenAIEndpoint, Model):
         settings = request.settings
         # Everything goes in extra_body: the client then skips its per-call TypedDict
         # transform of the whole history (measured: the largest cost on the hot path).
-        options: dict[str, Any] = {"model": body["model"], "messages": (), "extra_body": body}
-        if settings.extra_headers:
-            options["extra_headers"] = dict(settings.extra_headers)
-        if settings.timeout is not None:
-            options["timeout"] = settings.timeout
-        return body, options, self.timeout if settings.timeout is None else settings.timeout
+        options, timeout = self._per_call(
+            settings, {"model": body["model"], "messages": (), "extra_body": body}
+        )
+        return body, options, timeout
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send one chat-completions request (retried per :attr:`retry`)."""

@@ -164,12 +164,8 @@ class OpenAIResponsesModel(OpenAIEndpoint, Model):
                 self.name, len(body["input"]), len(body.get("tools", ())), stream, previous,
             )
         # As for chat: everything in extra_body skips the client's per-call transform.
-        options: dict[str, Any] = {"extra_body": body}
-        if settings.extra_headers:
-            options["extra_headers"] = dict(settings.extra_headers)
-        if settings.timeout is not None:
-            options["timeout"] = settings.timeout
-        return body, options, self.timeout if settings.timeout is None else settings.timeout
+        options, timeout = self._per_call(settings, {"extra_body": body})
+        return body, options, timeout
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send one Responses request (retried per :attr:`retry`).
