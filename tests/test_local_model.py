@@ -174,6 +174,16 @@ async def test_weather_agent_answers_from_the_tool_result(model: LocalModel) -> 
 
 
 @pytest.mark.local_model
+async def test_an_offline_run_costs_nothing_and_asks_no_price_table(
+    model: LocalModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="agentkit"):
+        result = await weather_agent().run("What's the weather in Paris?")
+    assert result.usage.cost_usd == 0.0
+    assert not [r for r in caplog.records if "pricing" in r.getMessage()]
+
+
+@pytest.mark.local_model
 async def test_weather_agent_streams_the_answer(model: LocalModel) -> None:
     deltas: list[str] = []
     final = None

@@ -317,6 +317,7 @@ class LocalModel(Model):
                     rest = self._unstreamed(message, streamer, plan)
                     if rest:
                         yield TextDelta(rest)
+                usage.cost_usd = 0.0  # it runs on this machine: known, and free
                 yield ModelResponse(message, finish, usage, self.name)
                 return
             self._handle_error(done.error, kept, engine)
